@@ -1,0 +1,42 @@
+"""rlam-jupyter: reproducible, auditable agent-driven analysis in Jupyter (R-LAM).
+
+Agents *propose* actions; a schema check and a deterministic engine decide what
+runs; every step lands in a provenance trace you can query with DuckDB.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rlam_jupyter.actions import Input, action, registry
+from rlam_jupyter.store.catalog import connect
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+__all__ = ["Input", "__version__", "action", "connect", "load_ipython_extension", "registry"]
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """``%load_ext rlam_jupyter``: registers ``%%rlam`` / ``%rlam`` (imports lazily)."""
+    from rlam_jupyter.magics import RlamMagics
+
+    ipython.register_magics(RlamMagics)
+
+
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
+    """Close open runs so their journals are complete."""
+    from rlam_jupyter.magics import close_session
+
+    close_session(ipython)
+
+
+def __getattr__(name: str) -> Any:
+    # Heavier entry points are imported on first use so `import rlam_jupyter` stays cheap.
+    if name == "fingerprint":
+        from rlam_jupyter.fingerprint import fingerprint
+
+        return fingerprint
+    raise AttributeError(f"module 'rlam_jupyter' has no attribute {name!r}")

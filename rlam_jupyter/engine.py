@@ -1,0 +1,779 @@
+"""The deterministic engine: runs accepted proposals under a policy and records every step.
+
+Path of one step: check (schema, names) → policy → record ``accepted`` → cache lookup
+→ pin seeds, execute, time → hash and store outputs → record ``succeeded`` /
+``cached`` / ``failed``. Nothing executes that was not recorded first, and records
+are never rewritten: each status change is a new journal record.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback as tb
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ulid import ULID
+
+from rlam_jupyter.actions import ActionSpec, Registry
+from rlam_jupyter.actions import registry as default_registry
+from rlam_jupyter.determinism import derive_seed, generator, pin_seeds
+from rlam_jupyter.errors import StoreWriteError
+from rlam_jupyter.fingerprint import fingerprint
+from rlam_jupyter.hashing import Canonical, canonical_json, canonicalize, digest_bytes, restore
+from rlam_jupyter.objects import ObjectStore
+from rlam_jupyter.policy import Approver, Policy, time_limit
+from rlam_jupyter.proposal import PENDING, CheckedProposal, Proposal, ProposalRejected, check
+from rlam_jupyter.store.journal import HOST, JournalWriter, now_us
+from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.trace import CellInfo, StepError, StepResult
+
+
+@dataclass
+class Binding:
+    """An artifact bound to a name in a run: its hash, where its bytes are, its value."""
+
+    name: str
+    artifact_id: str
+    step_id: str
+    kind: str
+    object_path: str | None
+    value: Any = None
+    loaded: bool = True
+
+
+@dataclass
+class Run:
+    """Kernel-side state of one open run: only what the next steps need."""
+
+    run_id: str
+    name: str
+    seed: int
+    writer: JournalWriter
+    notebook: str | None = None
+    parent_run_id: str | None = None
+    fork_seq: int | None = None
+    next_seq: int = 1
+    env_id: str = ""
+    status: str = "open"
+    bindings: dict[str, Binding] = field(default_factory=dict)
+    results: list[StepResult] = field(default_factory=list)
+    created_us: int = 0
+
+    @property
+    def failed_steps(self) -> list[StepResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+@dataclass
+class _CacheEntry:
+    step_id: str
+    outputs: dict[str, tuple[str, str, str | None]]  # name -> (artifact id, kind, object path)
+
+
+class Engine:
+    """Executes proposals for runs in one store. One engine per kernel is the usual shape."""
+
+    def __init__(
+        self,
+        store: str | StoreLayout | None = None,
+        *,
+        registry: Registry | None = None,
+        policy: Policy | None = None,
+        approver: Approver | None = None,
+    ) -> None:
+        self.layout = store if isinstance(store, StoreLayout) else resolve_store(store)
+        self.objects = ObjectStore(self.layout)
+        self.registry = registry if registry is not None else default_registry()
+        self.policy = policy or Policy()
+        self.approver = approver
+        self.writer_id = str(ULID())
+        self._cache: dict[str, _CacheEntry] | None = None
+        self.executions = 0
+        """How many action bodies this engine actually ran (cache hits do not count)."""
+
+    # ------------------------------------------------------------ runs
+
+    def start_run(
+        self,
+        name: str | None = None,
+        seed: int = 0,
+        *,
+        notebook: str | None = None,
+        parent_run_id: str | None = None,
+        fork_seq: int | None = None,
+    ) -> Run:
+        run_id = str(ULID())
+        writer = JournalWriter(self.layout, run_id, self.writer_id)
+        env = fingerprint()
+        run = Run(
+            run_id=run_id,
+            name=name or f"run-{run_id[-6:].lower()}",
+            seed=int(seed),
+            writer=writer,
+            notebook=notebook,
+            parent_run_id=parent_run_id,
+            fork_seq=fork_seq,
+            next_seq=fork_seq or 1,
+            env_id=env.env_id,
+            created_us=now_us(),
+        )
+        writer.append(
+            "environments",
+            {
+                "env_id": env.env_id,
+                "run_id": run_id,
+                "fingerprint": json.dumps(env.data),
+                "recorded_at": now_us(),
+            },
+        )
+        self._record_run(run)
+        if parent_run_id is not None:
+            writer.append(
+                "edges",
+                {
+                    "run_id": run_id,
+                    "src": run_id,
+                    "dst": parent_run_id,
+                    "type": "forked_from",
+                    "role": str(fork_seq),
+                },
+            )
+        return run
+
+    def end_run(self, run: Run, status: str | None = None) -> None:
+        """Close a run (``succeeded`` unless a failure was never recovered)."""
+        if status is None:
+            recovered = {r.recovers for r in run.results if r.recovers and r.ok}
+            unrecovered = [r for r in run.failed_steps if r.step_id not in recovered]
+            status = "failed" if unrecovered else "succeeded"
+        run.status = status
+        self._record_run(run, ended=True)
+        run.writer.close()
+
+    def _record_run(self, run: Run, ended: bool = False) -> None:
+        run.writer.append(
+            "runs",
+            {
+                "run_id": run.run_id,
+                "name": run.name,
+                "seed": run.seed,
+                "parent_run_id": run.parent_run_id,
+                "fork_seq": run.fork_seq,
+                "notebook": run.notebook,
+                "created_at": run.created_us,
+                "env_id": run.env_id,
+                "status": run.status,
+                "ended_at": now_us() if ended else None,
+                "host": HOST,
+                "writer": run.writer.writer_id,
+            },
+        )
+
+    # ------------------------------------------------------------ steps
+
+    def precheck(self, run: Run, proposals: Sequence[Proposal]) -> None:
+        """Check a whole cell before any of it runs; raises on the first bad proposal."""
+        bound: dict[str, Any] = {
+            name: b.value if b.loaded else PENDING for name, b in run.bindings.items()
+        }
+        for proposal in proposals:
+            checked = check(proposal, self.registry, bound)
+            refusal = self.policy.refusal(checked.spec.name)
+            if refusal:
+                raise ProposalRejected(
+                    refusal, line=proposal.line, col=proposal.col, action=proposal.action
+                )
+            for target in proposal.targets:
+                bound[target] = PENDING
+
+    def reject(
+        self,
+        run: Run,
+        proposal: Proposal,
+        rejection: ProposalRejected,
+        cell: CellInfo | None = None,
+    ) -> StepResult:
+        """Record a proposal that will not run, with the reason."""
+        seq, step_id = self._next_step(run)
+        error = StepError("ProposalRejected", rejection.message)
+        self._record_step(
+            run,
+            step_id,
+            seq,
+            proposal,
+            status="rejected",
+            error=error,
+            cell=cell,
+            action=proposal.action,
+        )
+        result = StepResult(
+            run.run_id,
+            step_id,
+            seq,
+            proposal.action,
+            "rejected",
+            error=error,
+            source_text=proposal.source_text,
+        )
+        run.results.append(result)
+        return result
+
+    def execute(
+        self,
+        run: Run,
+        proposal: Proposal,
+        *,
+        cell: CellInfo | None = None,
+        use_cache: bool = True,
+        dry_run: bool = False,
+        recovers: str | None = None,
+        proposed_by: str | None = None,
+    ) -> StepResult:
+        """Check, record and (unless ``dry_run``) execute one proposal. Never raises for
+        a rejection or a failure of the action: those are results, recorded."""
+        bound = {name: self._value(b) for name, b in run.bindings.items()}
+        try:
+            checked = check(proposal, self.registry, bound)
+            refusal = self.policy.refusal(checked.spec.name)
+            if refusal:
+                raise ProposalRejected(
+                    refusal, line=proposal.line, col=proposal.col, action=proposal.action
+                )
+        except ProposalRejected as rejection:
+            return self.reject(run, proposal, rejection, cell)
+        spec = checked.spec
+        if spec.requires_approval or self.policy.require_approval:
+            decision_result = self._ask_approval(run, checked, cell)
+            if isinstance(decision_result, StepResult):
+                return decision_result
+            checked = decision_result
+        seq, step_id = self._next_step(run)
+        seed = derive_seed(run.seed, seq)
+        inputs = {pname: run.bindings[name] for pname, name in proposal.inputs.items()}
+        notes = self._verify_inputs(inputs)
+        input_ids = {pname: b.artifact_id for pname, b in inputs.items()}
+        cache_key = self._cache_key(spec, checked.params_json, input_ids, seed)
+        common: dict[str, Any] = {
+            "params": checked.params_json,
+            "input_ids": input_ids,
+            "seed": seed,
+            "cache_key": cache_key,
+            "cell": cell,
+            "recovers": recovers,
+            "proposed_by": proposed_by,
+            "action": spec.name,
+            "spec": spec,
+        }
+        self._record_step(run, step_id, seq, proposal, status="accepted", **common)
+        if recovers:
+            run.writer.append(
+                "edges",
+                {
+                    "run_id": run.run_id,
+                    "src": step_id,
+                    "dst": recovers,
+                    "type": "recovers",
+                    "role": None,
+                },
+            )
+        if proposed_by:
+            run.writer.append(
+                "edges",
+                {
+                    "run_id": run.run_id,
+                    "src": step_id,
+                    "dst": proposed_by,
+                    "type": "proposed_by",
+                    "role": None,
+                },
+            )
+        if dry_run:
+            result = StepResult(
+                run.run_id,
+                step_id,
+                seq,
+                spec.name,
+                "accepted",
+                seed=seed,
+                source_text=proposal.source_text,
+                notes=("dry run: not executed",),
+            )
+            run.results.append(result)
+            return result
+        hit = (
+            self._cache_lookup(cache_key)
+            if (use_cache and spec.cache and spec.determinism != "external")
+            else None
+        )
+        if hit is not None:
+            result = self._serve_cached(run, step_id, seq, proposal, hit, common)
+            if result is not None:
+                run.results.append(result)
+                return result
+        started_us = now_us()
+        t0 = time.perf_counter()
+        try:
+            kwargs = dict(checked.params.__dict__)
+            kwargs.update({pname: b.value for pname, b in inputs.items()})
+            if spec.wants_rng:
+                kwargs["rng"] = generator(seed)
+            pin_seeds(seed)
+            self.executions += 1
+            with time_limit(self.policy.timeout_s):
+                returned = spec.func(**kwargs)
+            values = _split_outputs(spec, returned)
+        except Exception as exc:
+            duration = (time.perf_counter() - t0) * 1e3
+            error = StepError(type(exc).__qualname__, str(exc) or repr(exc), _short_traceback(exc))
+            self._record_step(
+                run,
+                step_id,
+                seq,
+                proposal,
+                status="failed",
+                error=error,
+                started_at=started_us,
+                duration_ms=duration,
+                **common,
+            )
+            result = StepResult(
+                run.run_id,
+                step_id,
+                seq,
+                spec.name,
+                "failed",
+                seed=seed,
+                duration_ms=duration,
+                error=error,
+                recovers=recovers,
+                source_text=proposal.source_text,
+                notes=tuple(notes),
+            )
+            run.results.append(result)
+            return result
+        duration = (time.perf_counter() - t0) * 1e3
+        outputs, bindings, store_notes = self._store_outputs(
+            run, step_id, proposal, spec, values, input_ids
+        )
+        self._record_step(
+            run,
+            step_id,
+            seq,
+            proposal,
+            status="succeeded",
+            outputs=outputs,
+            started_at=started_us,
+            duration_ms=duration,
+            **common,
+        )
+        for binding in bindings:
+            run.bindings[binding.name] = binding
+        if self._cache is not None and spec.cache and all(b.object_path for b in bindings):
+            self._cache[cache_key] = _CacheEntry(
+                step_id,
+                {
+                    name: (b.artifact_id, b.kind, b.object_path)
+                    for name, b in zip(spec.outputs, bindings, strict=False)
+                },
+            )
+        result = StepResult(
+            run.run_id,
+            step_id,
+            seq,
+            spec.name,
+            "succeeded",
+            seed=seed,
+            duration_ms=duration,
+            outputs=outputs,
+            values={name: b.value for name, b in zip(spec.outputs, bindings, strict=False)},
+            recovers=recovers,
+            source_text=proposal.source_text,
+            notes=tuple(notes + store_notes),
+        )
+        run.results.append(result)
+        return result
+
+    def execute_all(
+        self,
+        run: Run,
+        proposals: Iterable[Proposal],
+        *,
+        cell: CellInfo | None = None,
+        use_cache: bool = True,
+        dry_run: bool = False,
+    ) -> list[StepResult]:
+        """Run proposals in order, stopping at the first rejection or failure."""
+        results = []
+        for proposal in proposals:
+            result = self.execute(run, proposal, cell=cell, use_cache=use_cache, dry_run=dry_run)
+            results.append(result)
+            if result.status in ("failed", "rejected"):
+                break
+        return results
+
+    # ------------------------------------------------------------ internals
+
+    def _next_step(self, run: Run) -> tuple[int, str]:
+        seq = run.next_seq
+        run.next_seq += 1
+        return seq, f"{run.run_id}-{seq:06d}"
+
+    def _value(self, binding: Binding) -> Any:
+        if not binding.loaded:
+            if binding.object_path is None:
+                raise ProposalRejected(
+                    f"artifact {binding.name!r} ({binding.artifact_id[:12]}) was recorded by hash "
+                    "only and cannot be restored; re-run the step that produced it"
+                )
+            binding.value = self.objects.get(binding.object_path)
+            binding.loaded = True
+        return binding.value
+
+    def _verify_inputs(self, inputs: Mapping[str, Binding]) -> list[str]:
+        """Recorded inputs are snapshots: if a value was edited in place since it was
+        recorded, hand the step the recorded bytes again instead of the edited object."""
+        notes = []
+        for _pname, binding in inputs.items():
+            self._value(binding)
+            if binding.object_path is None:
+                continue
+            if canonicalize(binding.value).digest != binding.artifact_id:
+                binding.value = self.objects.get(binding.object_path)
+                notes.append(
+                    f"{binding.name!r} was modified in place after it was recorded; "
+                    f"the step received the recorded value ({binding.artifact_id[:10]})"
+                )
+        return notes
+
+    @staticmethod
+    def _cache_key(
+        spec: ActionSpec, params: Mapping[str, Any], inputs: Mapping[str, str], seed: int
+    ) -> str:
+        material = {
+            "action": spec.identity,
+            "params": params,
+            "inputs": dict(inputs),
+            "seed": seed if spec.determinism == "seeded" else None,
+        }
+        return digest_bytes("cache-key", canonical_json(material))
+
+    def _cache_lookup(self, key: str) -> _CacheEntry | None:
+        if self._cache is None:
+            self._cache = self._load_cache_index()
+        return self._cache.get(key)
+
+    def _load_cache_index(self) -> dict[str, _CacheEntry]:
+        from rlam_jupyter.store.catalog import connect
+
+        con = connect(self.layout)
+        rows = con.execute(
+            """
+            SELECT s.cache_key, s.step_id, a.name, a.artifact_id, a.kind, a.object_path
+            FROM steps s JOIN artifacts a ON a.step_id = s.step_id
+            WHERE s.status = 'succeeded' AND s.cache_key IS NOT NULL
+            """
+        ).fetchall()
+        con.close()
+        index: dict[str, _CacheEntry] = {}
+        for key, step_id, name, artifact_id, kind, path in rows:
+            entry = index.setdefault(key, _CacheEntry(step_id, {}))
+            if entry.step_id == step_id:
+                entry.outputs[name] = (artifact_id, kind, path)
+        return index
+
+    def _serve_cached(
+        self,
+        run: Run,
+        step_id: str,
+        seq: int,
+        proposal: Proposal,
+        hit: _CacheEntry,
+        common: dict[str, Any],
+    ) -> StepResult | None:
+        spec: ActionSpec = common["spec"]
+        if set(hit.outputs) != set(spec.outputs) or any(
+            path is None or not self.objects.exists(path) for _, _, path in hit.outputs.values()
+        ):
+            return None
+        t0 = time.perf_counter()
+        values = {name: self.objects.get(hit.outputs[name][2] or "") for name in spec.outputs}
+        outputs = {name: hit.outputs[name][0] for name in spec.outputs}
+        targets = proposal.targets or spec.outputs
+        for target, name in zip(targets, spec.outputs, strict=False):
+            artifact_id, kind, path = hit.outputs[name]
+            run.bindings[target] = Binding(target, artifact_id, step_id, kind, path, values[name])
+            self._record_edge(run, step_id, artifact_id, "generated", name)
+        for pname, artifact_id in common["input_ids"].items():
+            self._record_edge(run, step_id, artifact_id, "used", pname)
+        duration = (time.perf_counter() - t0) * 1e3
+        self._record_step(
+            run,
+            step_id,
+            seq,
+            proposal,
+            status="cached",
+            outputs=outputs,
+            cached_from=hit.step_id,
+            started_at=now_us(),
+            duration_ms=duration,
+            **common,
+        )
+        return StepResult(
+            run.run_id,
+            step_id,
+            seq,
+            spec.name,
+            "cached",
+            seed=common["seed"],
+            duration_ms=duration,
+            outputs=outputs,
+            values=values,
+            cached_from=hit.step_id,
+            source_text=proposal.source_text,
+        )
+
+    def _store_outputs(
+        self,
+        run: Run,
+        step_id: str,
+        proposal: Proposal,
+        spec: ActionSpec,
+        values: Mapping[str, Any],
+        input_ids: Mapping[str, str],
+    ) -> tuple[dict[str, str], list[Binding], list[str]]:
+        outputs: dict[str, str] = {}
+        bindings: list[Binding] = []
+        notes: list[str] = []
+        targets = proposal.targets or spec.outputs
+        for target, name in zip(targets, spec.outputs, strict=False):
+            value = values[name]
+            canonical = canonicalize(value)
+            path = self.objects.put(canonical)
+            if canonical.note:
+                notes.append(f"{name}: {canonical.note}")
+            outputs[name] = canonical.digest
+            run.writer.append(
+                "artifacts", _artifact_record(run, step_id, name, value, canonical, path)
+            )
+            self._record_edge(run, step_id, canonical.digest, "generated", name)
+            for input_id in input_ids.values():
+                run.writer.append(
+                    "edges",
+                    {
+                        "run_id": run.run_id,
+                        "src": canonical.digest,
+                        "dst": input_id,
+                        "type": "derived_from",
+                        "role": name,
+                    },
+                )
+            # Downstream steps get the recorded snapshot, not the live object: the same
+            # bytes (and memory layout) a cache hit or a replay would hand them.
+            snapshot = restore(canonical.kind, canonical.payload) if canonical.restorable else value
+            bindings.append(
+                Binding(target, canonical.digest, step_id, canonical.kind, path, snapshot)
+            )
+        for pname, artifact_id in input_ids.items():
+            self._record_edge(run, step_id, artifact_id, "used", pname)
+        return outputs, bindings, notes
+
+    def _record_edge(self, run: Run, step_id: str, artifact_id: str, kind: str, role: str) -> None:
+        run.writer.append(
+            "edges",
+            {"run_id": run.run_id, "src": step_id, "dst": artifact_id, "type": kind, "role": role},
+        )
+
+    def _record_step(
+        self,
+        run: Run,
+        step_id: str,
+        seq: int,
+        proposal: Proposal,
+        *,
+        status: str,
+        action: str,
+        spec: ActionSpec | None = None,
+        params: Mapping[str, Any] | None = None,
+        input_ids: Mapping[str, str] | None = None,
+        outputs: Mapping[str, str] | None = None,
+        error: StepError | None = None,
+        seed: int | None = None,
+        cache_key: str | None = None,
+        cached_from: str | None = None,
+        recovers: str | None = None,
+        proposed_by: str | None = None,
+        started_at: int | None = None,
+        duration_ms: float | None = None,
+        cell: CellInfo | None = None,
+    ) -> None:
+        record = {
+            "run_id": run.run_id,
+            "step_id": step_id,
+            "seq": seq,
+            "action": action,
+            "action_version": spec.identity if spec else None,
+            "determinism": spec.determinism if spec else None,
+            "params": json.dumps(params if params is not None else _jsonable(proposal.params)),
+            "inputs": json.dumps(input_ids if input_ids is not None else dict(proposal.inputs)),
+            "outputs": json.dumps(dict(outputs) if outputs else {}),
+            "targets": json.dumps(list(proposal.targets)),
+            "status": status,
+            "error_type": error.type if error else None,
+            "error_message": error.message if error else None,
+            "traceback": error.traceback if error else None,
+            "seed": seed,
+            "cache_key": cache_key,
+            "cached_from": cached_from,
+            "recovers": recovers,
+            "started_at": started_at,
+            "duration_ms": duration_ms,
+            "env_id": run.env_id,
+            "origin": proposal.origin,
+            "proposed_by": proposed_by,
+            "cell_id": cell.cell_id if cell else None,
+            "cell_execution_count": cell.execution_count if cell else None,
+            "cell_source_hash": cell.source_hash if cell else None,
+            "source_line": proposal.line,
+            "source_text": proposal.source_text or proposal.as_source(),
+            "host": HOST,
+            "recorded_at": now_us(),
+        }
+        run.writer.append("steps", record)
+
+    def _ask_approval(
+        self, run: Run, checked: CheckedProposal, cell: CellInfo | None
+    ) -> CheckedProposal | StepResult:
+        proposal = checked.proposal
+        if self.approver is None:
+            return self.reject(
+                run,
+                proposal,
+                ProposalRejected(
+                    f"{checked.spec.name} requires approval, but nobody can approve in this "
+                    "non-interactive session",
+                    hint="Run the notebook interactively, or approve with a policy "
+                    "(`%rlam config approval=off`) if you accept the risk.",
+                    line=proposal.line,
+                    col=proposal.col,
+                    action=proposal.action,
+                ),
+                cell,
+            )
+        decision = self.approver(checked)
+        seq_hint = run.next_seq
+        run.writer.append(
+            "approvals",
+            {
+                "run_id": run.run_id,
+                "step_id": f"{run.run_id}-{seq_hint:06d}",
+                "decision": "approved" if decision.approved else "rejected",
+                "reason": decision.reason,
+                "edited_params": json.dumps(decision.edited_params)
+                if decision.edited_params
+                else None,
+                "decided_by": decision.decided_by,
+                "decided_at": now_us(),
+            },
+        )
+        if not decision.approved:
+            return self.reject(
+                run,
+                proposal,
+                ProposalRejected(
+                    f"rejected by {decision.decided_by}: {decision.reason or 'no reason given'}",
+                    line=proposal.line,
+                    col=proposal.col,
+                    action=proposal.action,
+                ),
+                cell,
+            )
+        if decision.edited_params:
+            edited = Proposal(
+                proposal.action,
+                {**proposal.params, **decision.edited_params},
+                proposal.inputs,
+                proposal.targets,
+                proposal.origin,
+                proposal.line,
+                proposal.col,
+                proposal.source_text,
+            )
+            bound = {name: b.value for name, b in run.bindings.items()}
+            try:
+                return check(edited, self.registry, bound)
+            except ProposalRejected as rejection:
+                return self.reject(run, edited, rejection, cell)
+        return checked
+
+
+def _split_outputs(spec: ActionSpec, returned: Any) -> dict[str, Any]:
+    if not spec.outputs:
+        return {}
+    if len(spec.outputs) == 1:
+        return {spec.outputs[0]: returned}
+    if not isinstance(returned, tuple) or len(returned) != len(spec.outputs):
+        raise TypeError(
+            f"{spec.name} declares {len(spec.outputs)} outputs ({', '.join(spec.outputs)}) "
+            f"but returned {type(returned).__name__}"
+        )
+    return dict(zip(spec.outputs, returned, strict=False))
+
+
+def _artifact_record(
+    run: Run, step_id: str, name: str, value: Any, canonical: Canonical, path: str | None
+) -> dict[str, Any]:
+    return {
+        "artifact_id": canonical.digest,
+        "run_id": run.run_id,
+        "step_id": step_id,
+        "name": name,
+        "kind": canonical.kind,
+        "python_type": f"{type(value).__module__}.{type(value).__qualname__}",
+        "size_bytes": len(canonical.payload),
+        "preview": preview(value),
+        "object_path": path,
+        "restorable": canonical.restorable,
+        "note": canonical.note or None,
+    }
+
+
+def preview(value: Any, limit: int = 400) -> str:
+    """A short, human-readable preview kept in the trace (never the full value)."""
+    shape = getattr(value, "shape", None)
+    try:
+        if hasattr(value, "head") and shape is not None:
+            text = f"{type(value).__name__} {tuple(shape)}\n{value.head(5).to_string(max_cols=8)}"
+        elif shape is not None:
+            text = f"{type(value).__name__} {getattr(value, 'dtype', '')} {tuple(shape)}"
+        else:
+            text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _short_traceback(exc: BaseException) -> str:
+    """The traceback from the action's own frames on (engine frames dropped)."""
+    frames = tb.extract_tb(exc.__traceback__)
+    own = [
+        f
+        for f in frames
+        if "rlam_jupyter/engine.py" not in f.filename.replace("\\", "/")
+        and "rlam_jupyter/policy.py" not in f.filename.replace("\\", "/")
+    ]
+    lines = tb.format_list(own) + tb.format_exception_only(type(exc), exc)
+    return "".join(lines)
+
+
+def _jsonable(params: Mapping[str, Any]) -> Any:
+    try:
+        json.dumps(params)
+    except (TypeError, ValueError):
+        return {k: repr(v) for k, v in params.items()}
+    return dict(params)
+
+
+__all__ = ["Binding", "Engine", "Run", "StoreWriteError"]

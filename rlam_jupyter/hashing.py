@@ -1,0 +1,188 @@
+"""Canonical bytes and content hashes of values: what makes "identical outputs" checkable.
+
+Every value gets a *kind* and canonical bytes; its hash is blake3 over the kind and
+those bytes, so equal content gives equal hashes across processes and machines:
+DataFrames through Arrow IPC (schema metadata stripped, so the pandas version does
+not leak into the hash), NumPy arrays through the ``.npy`` format, plain JSON values
+through sorted, compact JSON, and everything else (estimators, models) through
+pickle protocol 5 of its state.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+HEX_LEN = 64
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """A value's canonical form: ``payload`` is what the object store keeps."""
+
+    kind: str
+    digest: str
+    payload: bytes
+    restorable: bool
+    note: str = ""
+
+    @property
+    def extension(self) -> str:
+        return _EXTENSIONS.get(self.kind, ".bin")
+
+
+_EXTENSIONS = {"json": ".json", "ndarray": ".npy", "table": ".arrows", "pickle": ".pkl"}
+
+
+def digest_bytes(kind: str, data: bytes) -> str:
+    """blake3 of ``kind`` and ``data``; the kind keeps ``"1"`` and ``1`` apart."""
+    hasher = blake3.blake3(kind.encode() + b"\0")
+    hasher.update(data)
+    return hasher.hexdigest()
+
+
+def hash_file(path: Path) -> str:
+    """Streaming blake3 of a file's bytes (for notebooks, bundles, data files)."""
+    hasher = blake3.blake3()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted, compact JSON; raises ``TypeError`` for anything that is not plain JSON."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def _is_plain_json(value: Any, depth: int = 0) -> bool:
+    if depth > 64:
+        return False
+    if value is None or isinstance(value, (bool, str)):
+        return True
+    if isinstance(value, int):
+        return type(value) is int
+    if isinstance(value, float):
+        return type(value) is float and math.isfinite(value)
+    if type(value) is list:
+        return all(_is_plain_json(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _is_plain_json(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def canonicalize(value: Any) -> Canonical:
+    """Classify ``value`` and produce its canonical bytes and hash."""
+    if _is_plain_json(value):
+        data = canonical_json(value)
+        return Canonical("json", digest_bytes("json", data), data, True)
+    module = type(value).__module__.split(".")[0]
+    if module == "numpy":
+        numpy_form = _numpy(value)
+        if numpy_form is not None:
+            return numpy_form
+    if module == "pandas":
+        table_form = _pandas(value)
+        if table_form is not None:
+            return table_form
+    if module == "pyarrow":
+        table_form = _arrow(value)
+        if table_form is not None:
+            return table_form
+    try:
+        data = pickle.dumps(value, protocol=5)
+    except Exception as exc:
+        text = f"{type(value).__module__}.{type(value).__qualname__}:{value!r}".encode()
+        note = (
+            f"{type(value).__qualname__} cannot be serialised ({type(exc).__name__}: {exc}); "
+            "it is recorded by a hash of its type and repr and cannot be restored on replay"
+        )
+        return Canonical("opaque", digest_bytes("opaque", text), b"", False, note)
+    return Canonical("pickle", digest_bytes("pickle", data), data, True)
+
+
+def _numpy(value: Any) -> Canonical | None:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        value = np.asarray(value)
+    if not isinstance(value, np.ndarray) or value.dtype.hasobject:
+        return None
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(value), allow_pickle=False)
+    data = buffer.getvalue()
+    return Canonical("ndarray", digest_bytes("ndarray", data), data, True)
+
+
+def _pandas(value: Any) -> Canonical | None:
+    import pandas as pd
+    import pyarrow as pa
+
+    if not isinstance(value, (pd.DataFrame, pd.Series)):
+        return None
+    frame = value.to_frame() if isinstance(value, pd.Series) else value
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    kind = "series" if isinstance(value, pd.Series) else "table"
+    stripped = table.replace_schema_metadata(None)
+    digest = digest_bytes(kind, _ipc_bytes(stripped))
+    return Canonical(kind, digest, _ipc_bytes(table), True)
+
+
+def _arrow(value: Any) -> Canonical | None:
+    import pyarrow as pa
+
+    if not isinstance(value, pa.Table):
+        return None
+    data = _ipc_bytes(value)
+    return Canonical(
+        "arrow", digest_bytes("arrow", _ipc_bytes(value.replace_schema_metadata(None))), data, True
+    )
+
+
+def _ipc_bytes(table: Any) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table.combine_chunks())
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def restore(kind: str, payload: bytes) -> Any:
+    """Rebuild a fresh value from an object-store payload (inverse of ``canonicalize``)."""
+    if kind == "json":
+        return json.loads(payload)
+    if kind == "ndarray":
+        import numpy as np
+
+        return np.load(io.BytesIO(payload), allow_pickle=False)
+    if kind in ("table", "series", "arrow"):
+        import pyarrow as pa
+
+        table = pa.ipc.open_stream(payload).read_all()
+        if kind == "arrow":
+            return table
+        frame = table.to_pandas()
+        if kind == "series":
+            return frame.iloc[:, 0]
+        return frame
+    if kind == "pickle":
+        return pickle.loads(payload)
+    raise ValueError(f"objects of kind {kind!r} cannot be restored")
+
+
+def hash_value(value: Any) -> str:
+    """The content hash of any value (see :func:`canonicalize`)."""
+    return canonicalize(value).digest

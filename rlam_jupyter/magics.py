@@ -1,0 +1,301 @@
+"""``%%rlam`` and ``%rlam``: the notebook entry points.
+
+The cell body is parsed, never executed as Python; each statement is one recorded
+step. Errors are short and actionable; ``-v`` shows an action's full traceback.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from rlam_jupyter.errors import RlamError
+from rlam_jupyter.hashing import digest_bytes
+from rlam_jupyter.proposal import ProposalRejected, parse_cell
+from rlam_jupyter.session import Session
+from rlam_jupyter.trace import CellInfo, StepResult, StepsView
+
+_SESSION_KEY = "_rlam_session"
+
+
+class StepFailedError(RlamError):
+    """Raised at the end of a cell whose step failed or was rejected, after recording it.
+
+    IPython shows only the message (``_render_traceback_``), not rlam's own frames.
+    """
+
+    def __init__(self, message: str, traceback: str = "", verbose: bool = False) -> None:
+        super().__init__(message)
+        self.action_traceback = traceback
+        self.verbose = verbose
+
+    def _render_traceback_(self) -> list[str]:
+        lines = [f"\x1b[31mRlamStepError\x1b[0m: {self}"]
+        if self.verbose and self.action_traceback:
+            lines += ["", "Traceback of the action:", self.action_traceback.rstrip()]
+        elif self.action_traceback:
+            lines.append("(run the cell with `%%rlam -v` to see the action's traceback)")
+        return lines
+
+
+def session_of(shell: InteractiveShell) -> Session:
+    """The kernel's rlam session, created on first use."""
+    session = getattr(shell, _SESSION_KEY, None)
+    if session is None:
+        session = Session.create(namespace=shell.user_ns)
+        setattr(shell, _SESSION_KEY, session)
+        shell.events.register("pre_run_cell", _remember_cell(shell))
+    return session
+
+
+def close_session(shell: InteractiveShell) -> None:
+    session = getattr(shell, _SESSION_KEY, None)
+    if session is not None:
+        session.close()
+        setattr(shell, _SESSION_KEY, None)
+
+
+def _remember_cell(shell: InteractiveShell) -> Any:
+    def pre_run_cell(info: Any) -> None:
+        shell._rlam_cell_id = getattr(info, "cell_id", None)  # type: ignore[attr-defined]
+
+    return pre_run_cell
+
+
+@magics_class
+class RlamMagics(Magics):
+    """R-LAM magics: schema-checked, deterministic, recorded analysis steps."""
+
+    @magic_arguments()
+    @argument(
+        "command",
+        nargs="*",
+        help="line-magic command: status | new NAME | end | actions | "
+        "config KEY=VALUE (more: replay, fork, diff, export, audit)",
+    )
+    @argument(
+        "--run",
+        "-r",
+        default=None,
+        help="name of the run this cell belongs to "
+        "(a new run is started when no open run has this name)",
+    )
+    @argument(
+        "--seed",
+        "-s",
+        type=int,
+        default=None,
+        help="run seed; every step's seed is derived from it and the step's position",
+    )
+    @argument("--dry-run", action="store_true", help="check and record the proposals, run nothing")
+    @argument(
+        "--no-cache", action="store_true", help="execute even when an identical step is cached"
+    )
+    @argument(
+        "--recover",
+        default=None,
+        metavar="STEP_ID",
+        help="this cell recovers the given failed step (recorded as a `recovers` edge)",
+    )
+    @argument(
+        "-v", "--verbose", action="store_true", help="show an action's full traceback on failure"
+    )
+    @argument("--quiet", "-q", action="store_true", help="do not display the steps table")
+    @line_cell_magic
+    def rlam(self, line: str, cell: str | None = None) -> Any:
+        """Run schema-checked, recorded steps (cell) or manage runs (line).
+
+        Cell: each statement `name = action(param=literal, input=name)` is one step.
+        Line: `%rlam status`, `%rlam new NAME --seed N`, `%rlam end`, `%rlam actions`.
+        """
+        args = parse_argstring(self.rlam, line)
+        session = session_of(self.shell)
+        try:
+            if cell is None:
+                return self._line(session, args, line)
+            return self._cell(session, args, cell)
+        except ProposalRejected as exc:
+            raise UsageError(exc.message) from None
+        except StepFailedError:
+            raise
+        except RlamError as exc:
+            raise UsageError(str(exc)) from None
+
+    # ------------------------------------------------------------ cell
+
+    def _cell(self, session: Session, args: Any, body: str) -> Any:
+        if args.command:
+            raise UsageError(
+                f"`%%rlam {' '.join(args.command)}`: cell mode takes only options; "
+                "use `%%rlam agent` for agent cells once enabled, or put commands in `%rlam`."
+            )
+        run = session.run_for(args.run, args.seed)
+        cell = CellInfo(
+            cell_id=getattr(self.shell, "_rlam_cell_id", None),
+            execution_count=getattr(self.shell, "execution_count", None),
+            source_hash=digest_bytes("cell", body.encode()),
+        )
+        registry = session.engine.registry
+        try:
+            proposals = parse_cell(body, registry)
+        except ProposalRejected as rejection:
+            from rlam_jupyter.proposal import Proposal
+
+            source = body.splitlines()[rejection.line - 1] if rejection.line else body[:200]
+            unparsed = Proposal(
+                rejection.action or "<unparsed>",
+                source_text=source.strip(),
+                line=rejection.line,
+                col=rejection.col,
+            )
+            result = session.engine.reject(run, unparsed, rejection, cell)
+            return self._finish(run.name, [result], args)
+        try:
+            session.engine.precheck(run, proposals)
+        except ProposalRejected as rejection:
+            results = []
+            for proposal in proposals:
+                reason = (
+                    rejection
+                    if proposal.line == rejection.line
+                    else ProposalRejected(
+                        f"not run: line {rejection.line} of this cell was rejected",
+                        line=proposal.line,
+                        col=proposal.col,
+                        action=proposal.action,
+                    )
+                )
+                results.append(session.engine.reject(run, proposal, reason, cell))
+            return self._finish(run.name, results, args, failing=rejection.message)
+        results = session.execute(
+            run,
+            proposals,
+            cell=cell,
+            use_cache=not args.no_cache,
+            dry_run=args.dry_run,
+            recovers=args.recover,
+        )
+        return self._finish(run.name, results, args)
+
+    def _finish(
+        self, run_name: str, results: list[StepResult], args: Any, failing: str | None = None
+    ) -> Any:
+        if not args.quiet:
+            caption = f"run {run_name} · {len(results)} step(s)"
+            metadata = {
+                "rlam": {
+                    "run_id": results[0].run_id if results else None,
+                    "step_ids": [r.step_id for r in results],
+                }
+            }
+            display(StepsView(results, caption), metadata=metadata)
+        for result in results:
+            for note in result.notes:
+                print(f"note (step {result.seq}): {note}")
+        bad = next((r for r in results if r.status in ("failed", "rejected")), None)
+        if bad is not None and bad.error is not None:
+            message = failing or bad.error.message
+            if bad.status == "failed":
+                message = (
+                    f"step {bad.seq} ({bad.action}) failed: {bad.error.type}: "
+                    f"{bad.error.message}. It is recorded as {bad.step_id}; fix the cause "
+                    f"and re-run, or add a recovery cell with `%%rlam --recover {bad.step_id}`."
+                )
+            else:
+                message = f"rejected, nothing ran: {message}"
+            raise StepFailedError(message, bad.error.traceback, args.verbose)
+        last = results[-1] if results else None
+        if (
+            last is not None
+            and last.values
+            and not any(last.values is r.values for r in results[:-1])
+            and len(last.values) == 1
+            and not _has_targets(last)
+        ):
+            return next(iter(last.values.values()))
+        return None
+
+    # ------------------------------------------------------------ line
+
+    def _line(self, session: Session, args: Any, line: str) -> Any:
+        words = args.command
+        if not words:
+            raise UsageError(
+                "`%rlam` needs a command: status, new, end, actions, config. See `%rlam?`."
+            )
+        command, rest = words[0], words[1:]
+        if command == "status":
+            return _status(session)
+        if command == "new":
+            name = rest[0] if rest else None
+            run = session.start(name, args.seed if args.seed is not None else 0)
+            print(f"started run {run.name} ({run.run_id}), seed {run.seed}")
+            return None
+        if command == "end":
+            run = session.end()
+            print("no open run" if run is None else f"run {run.name} ended: {run.status}")
+            return None
+        if command in ("actions", "registry"):
+            return session.engine.registry
+        if command == "config":
+            return _config(session, rest)
+        handler = _EXTRA_COMMANDS.get(command)
+        if handler is not None:
+            return handler(self, session, rest, line)
+        raise UsageError(f"unknown %rlam command {command!r}; see `%rlam?` for the list")
+
+
+def _has_targets(result: StepResult) -> bool:
+    return bool(result.source_text and "=" in result.source_text.split("(")[0])
+
+
+def _status(session: Session) -> Any:
+    run = session.current
+    if run is None:
+        print(f"no open run; store: {session.engine.layout.root}")
+        return None
+    pending = len(run.writer.unwritten)
+    if pending:
+        still = run.writer.retry_unwritten()
+        print(f"{pending - still} pending trace record(s) written; {still} still pending")
+    caption = (
+        f"run {run.name} ({run.run_id}) · seed {run.seed} · {len(run.results)} step(s) · "
+        f"store {session.engine.layout.root}"
+    )
+    return StepsView(run.results, caption)
+
+
+def _config(session: Session, items: list[str]) -> None:
+    for item in items:
+        key, _, value = item.partition("=")
+        if key == "store":
+            from rlam_jupyter.engine import Engine
+
+            session.close()
+            session.engine = Engine(value or None, policy=session.engine.policy)
+            session.runs.clear()
+            session.current = None
+            print(f"trace store: {session.engine.layout.root}")
+        else:
+            raise UsageError(f"unknown config key {key!r}; known: store")
+
+
+_EXTRA_COMMANDS: dict[str, Any] = {}
+"""Further ``%rlam`` commands (replay, fork, export, ...) register here from their modules."""
+
+
+def register_command(name: str) -> Any:
+    def decorator(func: Any) -> Any:
+        _EXTRA_COMMANDS[name] = func
+        return func
+
+    return decorator
+
+
+__all__ = ["RlamMagics", "StepFailedError", "register_command", "session_of", "shlex"]

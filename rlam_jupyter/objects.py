@@ -1,0 +1,77 @@
+"""Content-addressed object store: recorded outputs as immutable bytes under ``objects/``.
+
+A recorded output is a snapshot, not a live object: later in-place edits cannot
+rewrite history, and every restore hands back a fresh copy. Writes are atomic
+(temp file + rename) and deduplicated by hash, so concurrent kernels never clash.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rlam_jupyter.errors import StoreReadError
+from rlam_jupyter.hashing import Canonical, digest_bytes, restore
+from rlam_jupyter.store.layout import StoreLayout
+
+
+class ObjectStore:
+    """Objects of one store; ``relative_path`` values are what the trace records."""
+
+    def __init__(self, layout: StoreLayout) -> None:
+        self.layout = layout
+        self.root = layout.objects_dir
+
+    @staticmethod
+    def relative_path(kind: str, digest: str) -> str:
+        return f"objects/{digest[:2]}/{digest}.{kind}"
+
+    def path_of(self, relative_path: str) -> Path:
+        return self.layout.root / relative_path
+
+    def put(self, canonical: Canonical) -> str | None:
+        """Store a value's payload (once); returns its store-relative path or None if opaque."""
+        if not canonical.restorable:
+            return None
+        relative = self.relative_path(canonical.kind, canonical.digest)
+        target = self.path_of(relative)
+        if target.exists():
+            return relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(canonical.payload)
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        return relative
+
+    def exists(self, relative_path: str) -> bool:
+        return self.path_of(relative_path).exists()
+
+    def get(self, relative_path: str) -> Any:
+        """A fresh copy of a stored value; raises if the object is missing."""
+        path = self.path_of(relative_path)
+        kind = path.suffix.lstrip(".")
+        try:
+            payload = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise StoreReadError(
+                f"object {relative_path} is missing from the store at {self.layout.root}; "
+                "re-run the step that produced it, or import the bundle that contains it"
+            ) from exc
+        return restore(kind, payload)
+
+    def verify(self, relative_path: str, expected_digest: str) -> bool:
+        """True when the stored bytes still hash to the recorded digest."""
+        path = self.path_of(relative_path)
+        kind = path.suffix.lstrip(".")
+        if kind in ("table", "series", "arrow"):
+            from rlam_jupyter.hashing import hash_value
+
+            return hash_value(self.get(relative_path)) == expected_digest
+        return digest_bytes(kind, path.read_bytes()) == expected_digest

@@ -1,0 +1,162 @@
+"""Column layout of every trace table: one place, shared by journal reader, compaction and export.
+
+The journal stores one JSON object per record; each record kind maps to one table
+below. Readers turn records into Arrow tables with these schemas, so a view has the
+same columns whether its rows come from a live journal or from compacted Parquet.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+"""Bumped whenever a column changes meaning; every journal header and Parquet file carries it."""
+
+_TS = pa.timestamp("us", tz="UTC")
+
+RUNS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("name", pa.string()),
+        ("seed", pa.int64()),
+        ("parent_run_id", pa.string()),
+        ("fork_seq", pa.int64()),
+        ("notebook", pa.string()),
+        ("created_at", _TS),
+        ("env_id", pa.string()),
+        ("status", pa.string()),
+        ("ended_at", _TS),
+        ("host", pa.string()),
+        ("writer", pa.string()),
+        ("event_no", pa.int64()),
+    ]
+)
+"""Run records are snapshots too: the latest ``event_no`` per run wins in the ``runs`` view."""
+
+STEPS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("step_id", pa.string()),
+        ("seq", pa.int64()),
+        ("action", pa.string()),
+        ("action_version", pa.string()),
+        ("determinism", pa.string()),
+        ("params", pa.string()),
+        ("inputs", pa.string()),
+        ("outputs", pa.string()),
+        ("targets", pa.string()),
+        ("status", pa.string()),
+        ("error_type", pa.string()),
+        ("error_message", pa.string()),
+        ("traceback", pa.string()),
+        ("seed", pa.int64()),
+        ("cache_key", pa.string()),
+        ("cached_from", pa.string()),
+        ("recovers", pa.string()),
+        ("started_at", _TS),
+        ("duration_ms", pa.float64()),
+        ("env_id", pa.string()),
+        ("origin", pa.string()),
+        ("proposed_by", pa.string()),
+        ("cell_id", pa.string()),
+        ("cell_execution_count", pa.int64()),
+        ("cell_source_hash", pa.string()),
+        ("source_line", pa.int64()),
+        ("source_text", pa.string()),
+        ("host", pa.string()),
+        ("event_no", pa.int64()),
+        ("recorded_at", _TS),
+    ]
+)
+"""A step's status changes are new records (``proposed`` → ``accepted`` → ``succeeded``...)."""
+
+ARTIFACTS = pa.schema(
+    [
+        ("artifact_id", pa.string()),
+        ("run_id", pa.string()),
+        ("step_id", pa.string()),
+        ("name", pa.string()),
+        ("kind", pa.string()),
+        ("python_type", pa.string()),
+        ("size_bytes", pa.int64()),
+        ("preview", pa.string()),
+        ("object_path", pa.string()),
+        ("restorable", pa.bool_()),
+        ("note", pa.string()),
+        ("event_no", pa.int64()),
+    ]
+)
+
+EDGES = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("src", pa.string()),
+        ("dst", pa.string()),
+        ("type", pa.string()),
+        ("role", pa.string()),
+        ("event_no", pa.int64()),
+    ]
+)
+
+ENVIRONMENTS = pa.schema(
+    [
+        ("env_id", pa.string()),
+        ("run_id", pa.string()),
+        ("fingerprint", pa.string()),
+        ("recorded_at", _TS),
+        ("event_no", pa.int64()),
+    ]
+)
+
+LLM_CALLS = pa.schema(
+    [
+        ("call_id", pa.string()),
+        ("run_id", pa.string()),
+        ("provider", pa.string()),
+        ("base_url", pa.string()),
+        ("model", pa.string()),
+        ("request", pa.string()),
+        ("response", pa.string()),
+        ("request_hash", pa.string()),
+        ("response_hash", pa.string()),
+        ("seed", pa.int64()),
+        ("response_id", pa.string()),
+        ("finish_reason", pa.string()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("latency_ms", pa.float64()),
+        ("error", pa.string()),
+        ("started_at", _TS),
+        ("event_no", pa.int64()),
+    ]
+)
+
+APPROVALS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("step_id", pa.string()),
+        ("decision", pa.string()),
+        ("reason", pa.string()),
+        ("edited_params", pa.string()),
+        ("decided_by", pa.string()),
+        ("decided_at", _TS),
+        ("event_no", pa.int64()),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "runs": RUNS,
+    "steps": STEPS,
+    "artifacts": ARTIFACTS,
+    "edges": EDGES,
+    "environments": ENVIRONMENTS,
+    "llm_calls": LLM_CALLS,
+    "approvals": APPROVALS,
+}
+"""Journal record kind (``record["kind"]``) → table schema."""
+
+LATEST_BY: dict[str, str] = {"runs": "run_id", "steps": "step_id"}
+"""Tables whose records are snapshots: the view keeps the newest record per key."""
+
+STEP_STATUSES = ("proposed", "accepted", "rejected", "running", "succeeded", "failed", "cached")
+EDGE_TYPES = ("used", "generated", "derived_from", "recovers", "forked_from", "proposed_by")
