@@ -33,10 +33,29 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
     close_session(ipython)
 
 
-def __getattr__(name: str) -> Any:
-    # Heavier entry points are imported on first use so `import rlam_jupyter` stays cheap.
-    if name == "fingerprint":
-        from rlam_jupyter.fingerprint import fingerprint
+_LAZY = {
+    "fingerprint": "rlam_jupyter.fingerprint",
+    "replay": "rlam_jupyter.replay",
+    "fork": "rlam_jupyter.replay",
+    "diff": "rlam_jupyter.replay",
+    "export": "rlam_jupyter.bundle",
+    "verify_bundle": "rlam_jupyter.bundle",
+    "import_bundle": "rlam_jupyter.bundle",
+    "audit": "rlam_jupyter.audit",
+    "browse": "rlam_jupyter.widget",
+    "compact": "rlam_jupyter.store.compaction",
+    "export_parquet": "rlam_jupyter.store.parquet",
+    "Engine": "rlam_jupyter.engine",
+    "Proposal": "rlam_jupyter.proposal",
+    "Policy": "rlam_jupyter.policy",
+}
+"""Public names imported on first use, so ``import rlam_jupyter`` stays cheap."""
 
-        return fingerprint
-    raise AttributeError(f"module 'rlam_jupyter' has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'rlam_jupyter' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module_name), name)

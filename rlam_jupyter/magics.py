@@ -7,6 +7,7 @@ step. Errors are short and actionable; ``-v`` shows an action's full traceback.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -114,8 +115,24 @@ class RlamMagics(Magics):
         Cell: each statement `name = action(param=literal, input=name)` is one step.
         Line: `%rlam status`, `%rlam new NAME --seed N`, `%rlam end`, `%rlam actions`.
         """
-        args = parse_argstring(self.rlam, line)
         session = session_of(self.shell)
+        words = shlex.split(line)
+        if words and (words[0] in _COMMAND_MODULES or words[0] in _EXTRA_COMMANDS):
+            # Further commands parse their own options (e.g. `%%rlam agent --model ...`).
+            handler = command_handler(words[0])
+            if handler is None:
+                raise UsageError(f"`%rlam {words[0]}` is not available in this installation")
+            if cell is not None and not getattr(handler, "cell", False):
+                raise UsageError(f"`{words[0]}` is a line command: use `%rlam {line}`")
+            try:
+                return handler(self, session, words[1:], cell)
+            except ProposalRejected as exc:
+                raise UsageError(exc.message) from None
+            except StepFailedError:
+                raise
+            except RlamError as exc:
+                raise UsageError(str(exc)) from None
+        args = parse_argstring(self.rlam, line)
         try:
             if cell is None:
                 return self._line(session, args, line)
@@ -132,8 +149,8 @@ class RlamMagics(Magics):
     def _cell(self, session: Session, args: Any, body: str) -> Any:
         if args.command:
             raise UsageError(
-                f"`%%rlam {' '.join(args.command)}`: cell mode takes only options; "
-                "use `%%rlam agent` for agent cells once enabled, or put commands in `%rlam`."
+                f"`%%rlam {' '.join(args.command)}`: a `%%rlam` cell takes options only "
+                "(or `%%rlam agent ...`); commands like status/new/end belong on a `%rlam` line."
             )
         run = session.run_for(args.run, args.seed)
         cell = CellInfo(
@@ -245,10 +262,8 @@ class RlamMagics(Magics):
             return session.engine.registry
         if command == "config":
             return _config(session, rest)
-        handler = _EXTRA_COMMANDS.get(command)
-        if handler is not None:
-            return handler(self, session, rest, line)
-        raise UsageError(f"unknown %rlam command {command!r}; see `%rlam?` for the list")
+        known = ", ".join(["status", "new", "end", "actions", "config", *sorted(_COMMAND_MODULES)])
+        raise UsageError(f"unknown %rlam command {command!r}; known commands: {known}")
 
 
 def _has_targets(result: StepResult) -> bool:
@@ -289,13 +304,50 @@ def _config(session: Session, items: list[str]) -> None:
 _EXTRA_COMMANDS: dict[str, Any] = {}
 """Further ``%rlam`` commands (replay, fork, export, ...) register here from their modules."""
 
+_COMMAND_MODULES = {
+    "replay": "rlam_jupyter.replay",
+    "fork": "rlam_jupyter.replay",
+    "diff": "rlam_jupyter.replay",
+    "export": "rlam_jupyter.bundle",
+    "import": "rlam_jupyter.bundle",
+    "audit": "rlam_jupyter.audit",
+    "compact": "rlam_jupyter.store.compaction",
+    "browse": "rlam_jupyter.widget",
+    "agent": "rlam_jupyter.agent.magic",
+}
+"""Where each further command lives; imported on first use so ``%load_ext`` stays cheap.
+A command's module calls :func:`register_command`; ``agent`` is a cell command too."""
 
-def register_command(name: str) -> Any:
-    def decorator(func: Any) -> Any:
+
+def command_handler(name: str) -> Any:
+    """The handler of a further ``%rlam`` / ``%%rlam`` command, importing its module lazily."""
+    if name not in _EXTRA_COMMANDS and name in _COMMAND_MODULES:
+        import importlib
+
+        try:
+            importlib.import_module(_COMMAND_MODULES[name])
+        except ModuleNotFoundError as exc:
+            if exc.name != _COMMAND_MODULES[name]:
+                raise
+    return _EXTRA_COMMANDS.get(name)
+
+
+CommandHandler = Callable[[Magics, Session, list[str], "str | None"], Any]
+"""``handler(magics, session, argv, cell_body_or_None)``; parses ``argv`` itself (argparse),
+raises ``UsageError``/``RlamError`` with an actionable message on bad input."""
+
+
+def register_command(
+    name: str, *, cell: bool = False
+) -> Callable[[CommandHandler], CommandHandler]:
+    """Register a further ``%rlam NAME ...`` command (``cell=True``: also ``%%rlam NAME``)."""
+
+    def decorator(func: CommandHandler) -> CommandHandler:
+        func.cell = cell  # type: ignore[attr-defined]
         _EXTRA_COMMANDS[name] = func
         return func
 
     return decorator
 
 
-__all__ = ["RlamMagics", "StepFailedError", "register_command", "session_of", "shlex"]
+__all__ = ["RlamMagics", "StepFailedError", "register_command", "session_of"]

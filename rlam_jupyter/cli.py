@@ -1,0 +1,174 @@
+"""The ``rlam`` command-line tool: inspect, verify, export and audit traces without Jupyter.
+
+Each feature module contributes its own sub-commands through ``register_cli(subparsers)``;
+this file holds the shared options and the commands that only read the store.
+Exit codes: 0 all good, 1 a check failed (verify/audit), 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rlam_jupyter.errors import RlamError
+
+FEATURE_MODULES = (
+    "rlam_jupyter.replay",
+    "rlam_jupyter.bundle",
+    "rlam_jupyter.audit",
+    "rlam_jupyter.store.compaction",
+    "rlam_jupyter.bench",
+)
+"""Modules that add sub-commands via ``register_cli(subparsers, common)``."""
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def common_options() -> argparse.ArgumentParser:
+    """``--store`` and ``--json``, shared by every sub-command."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--store", default=None, help="trace store folder (default: $RLAM_HOME or ./.rlam)"
+    )
+    parent.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlam",
+        description="Inspect, verify, export and audit R-LAM provenance traces.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = common_options()
+    runs = sub.add_parser("runs", parents=[common], help="list the runs in a store")
+    runs.set_defaults(handler=_runs)
+    show = sub.add_parser("show", parents=[common], help="show the steps of a run (or one step)")
+    show.add_argument("run", help="run id, unique id prefix, or run name")
+    show.add_argument("--step", default=None, help="step number (seq) or step id")
+    show.set_defaults(handler=_show)
+    for module_name in FEATURE_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        register = getattr(module, "register_cli", None)
+        if register is not None:
+            register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(handler(args) or 0)
+    except RlamError as exc:
+        print(f"rlam {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    """Print ``data`` as JSON with ``--json``, else the human-readable ``text``."""
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(text)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from rlam_jupyter.store.catalog import connect
+
+    con = connect(args.store)
+    table = con.execute(
+        """
+        SELECT r.run_id, r.name, r.seed, r.status, r.parent_run_id, r.fork_seq, r.created_at,
+               count(s.step_id) AS steps,
+               count(*) FILTER (WHERE s.status = 'failed') AS failed,
+               count(*) FILTER (WHERE s.status = 'rejected') AS rejected
+        FROM runs r LEFT JOIN steps s USING (run_id)
+        GROUP BY ALL ORDER BY r.created_at
+        """
+    )
+    rows = [
+        dict(zip([d[0] for d in table.description], row, strict=True)) for row in table.fetchall()
+    ]
+    lines = [f"{'run id':<26}  {'name':<24} {'seed':>6} {'status':<9} steps failed rejected"]
+    for row in rows:
+        fork = (
+            f"  (fork of {row['parent_run_id'][-6:]} at {row['fork_seq']})"
+            if row["parent_run_id"]
+            else ""
+        )
+        lines.append(
+            f"{row['run_id']:<26}  {row['name'][:24]:<24} {row['seed']:>6} {row['status']:<9} "
+            f"{row['steps']:>5} {row['failed']:>6} {row['rejected']:>8}{fork}"
+        )
+    emit(args, rows, "\n".join(lines) if rows else "no runs in this store")
+    return EXIT_OK
+
+
+def resolve_run(con: Any, ref: str) -> str:
+    """A run id from an id, a unique id prefix/suffix, or a run name (newest wins)."""
+    row = con.execute(
+        "SELECT run_id FROM runs WHERE run_id = ? OR name = ? ORDER BY created_at DESC LIMIT 1",
+        [ref, ref],
+    ).fetchone()
+    if row:
+        return str(row[0])
+    rows = con.execute(
+        "SELECT run_id FROM runs WHERE starts_with(run_id, ?) OR ends_with(run_id, ?)", [ref, ref]
+    ).fetchall()
+    if len(rows) == 1:
+        return str(rows[0][0])
+    from rlam_jupyter.errors import UnknownRunError
+
+    if rows:
+        raise UnknownRunError(f"{ref!r} matches {len(rows)} runs; give more of the run id")
+    raise UnknownRunError(f"no run {ref!r} in this store; `rlam runs` lists the runs")
+
+
+def _show(args: argparse.Namespace) -> int:
+    from rlam_jupyter.store.catalog import connect
+
+    con = connect(args.store)
+    run_id = resolve_run(con, args.run)
+    query = "SELECT * EXCLUDE (event_no) FROM run_steps(?) ORDER BY seq"
+    table = con.execute(query, [run_id])
+    rows = [
+        dict(zip([d[0] for d in table.description], row, strict=True)) for row in table.fetchall()
+    ]
+    if args.step is not None:
+        rows = [r for r in rows if str(r["seq"]) == args.step or r["step_id"] == args.step]
+        if not rows:
+            print(f"rlam show: run {run_id} has no step {args.step!r}", file=sys.stderr)
+            return EXIT_USAGE
+        step = rows[0]
+        text = "\n".join(
+            f"{k:>22}: {v}" for k, v in step.items() if v not in (None, "", "{}", "[]")
+        )
+        emit(args, step, text)
+        return EXIT_OK
+    lines = [f"run {run_id}"]
+    for r in rows:
+        duration = "" if r["duration_ms"] is None else f"{r['duration_ms']:.1f} ms"
+        detail = r["error_message"] or ", ".join(
+            v[:10] for v in json.loads(r["outputs"] or "{}").values()
+        )
+        lines.append(f"{r['seq']:>5} {r['status']:<9} {r['action']:<20} {duration:>10}  {detail}")
+    emit(args, rows, "\n".join(lines))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
