@@ -286,7 +286,7 @@ def build_spec(
         else:
             default = ... if required else parameter.default
             param_fields[pname] = (annotation, default)
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         f"{action_name}_params",
         __config__=ConfigDict(strict=True, extra="forbid"),
         **param_fields,

@@ -17,7 +17,6 @@ from sklearn.base import BaseEstimator
 from rlam_jupyter.actions import action
 
 DatasetName = Literal["breast_cancer", "iris", "diabetes", "wine"]
-Model = BaseEstimator
 
 
 class Split(NamedTuple):
@@ -147,7 +146,7 @@ def train_model(
     max_iter: Annotated[int, Field(ge=1, le=100_000)] = 500,
     n_estimators: Annotated[int, Field(ge=1, le=5_000)] = 100,
     max_depth: Annotated[int, Field(ge=1, le=1_000)] | None = None,
-) -> Model:
+) -> BaseEstimator:
     """Fit a logistic regression or random forest classifier (seeded)."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
@@ -160,11 +159,12 @@ def train_model(
         estimator = RandomForestClassifier(
             n_estimators=n_estimators, max_depth=max_depth, random_state=random_state, n_jobs=1
         )
-    return estimator.fit(X, y)
+    fitted: BaseEstimator = estimator.fit(X, y)
+    return fitted
 
 
 @action
-def evaluate(model: Model, X: pd.DataFrame, y: pd.Series) -> dict[str, float]:
+def evaluate(model: BaseEstimator, X: pd.DataFrame, y: pd.Series) -> dict[str, float]:
     """Accuracy, F1 and ROC AUC of a fitted classifier on held-out data."""
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
@@ -183,6 +183,6 @@ def evaluate(model: Model, X: pd.DataFrame, y: pd.Series) -> dict[str, float]:
 
 
 @action
-def predict(model: Model, X: pd.DataFrame) -> np.ndarray:
+def predict(model: BaseEstimator, X: pd.DataFrame) -> np.ndarray:
     """Predicted labels for the rows of ``X``."""
     return np.asarray(model.predict(X))

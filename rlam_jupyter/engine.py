@@ -309,10 +309,10 @@ class Engine:
             else None
         )
         if hit is not None:
-            result = self._serve_cached(run, step_id, seq, proposal, hit, common)
-            if result is not None:
-                run.results.append(result)
-                return result
+            cached = self._serve_cached(run, step_id, seq, proposal, hit, common)
+            if cached is not None:
+                run.results.append(cached)
+                return cached
         started_us = now_us()
         t0 = time.perf_counter()
         try:

@@ -81,7 +81,7 @@ def fingerprint() -> Fingerprint:
 def _collect() -> dict[str, Any]:
     packages: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.metadata["Name"]
         if name:
             packages[name.lower().replace("_", "-")] = dist.version
     return {

@@ -115,6 +115,8 @@ class RlamMagics(Magics):
         Cell: each statement `name = action(param=literal, input=name)` is one step.
         Line: `%rlam status`, `%rlam new NAME --seed N`, `%rlam end`, `%rlam actions`.
         """
+        if self.shell is None:
+            raise UsageError("rlam magics need an IPython shell")
         session = session_of(self.shell)
         words = shlex.split(line)
         if words and (words[0] in _COMMAND_MODULES or words[0] in _EXTRA_COMMANDS):
@@ -255,8 +257,8 @@ class RlamMagics(Magics):
             print(f"started run {run.name} ({run.run_id}), seed {run.seed}")
             return None
         if command == "end":
-            run = session.end()
-            print("no open run" if run is None else f"run {run.name} ended: {run.status}")
+            ended = session.end()
+            print("no open run" if ended is None else f"run {ended.name} ended: {ended.status}")
             return None
         if command in ("actions", "registry"):
             return session.engine.registry

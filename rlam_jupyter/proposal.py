@@ -294,7 +294,7 @@ def _targets(target: ast.expr) -> tuple[str, ...]:
 
 
 def _literal(expr: ast.expr, action_name: str, pname: str, depth: int) -> Any:
-    where = {"line": expr.lineno, "col": expr.col_offset + 1, "action": action_name}
+    where: dict[str, Any] = {"line": expr.lineno, "col": expr.col_offset + 1, "action": action_name}
     if depth > MAX_NESTING:
         raise ProposalRejected(f"{pname}: literal nested deeper than {MAX_NESTING} levels", **where)
     if isinstance(expr, ast.Constant):
@@ -312,8 +312,10 @@ def _literal(expr: ast.expr, action_name: str, pname: str, depth: int) -> Any:
         return value
     if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, (ast.USub, ast.UAdd)):
         operand = expr.operand
-        if isinstance(operand, ast.Constant) and type(operand.value) in (int, float):
-            return -operand.value if isinstance(expr.op, ast.USub) else operand.value
+        number = operand.value if isinstance(operand, ast.Constant) else None
+        if type(number) in (int, float):
+            assert isinstance(number, (int, float))
+            return -number if isinstance(expr.op, ast.USub) else number
         raise ProposalRejected(f"{pname}: a sign may only precede a number", **where)
     if isinstance(expr, (ast.List, ast.Tuple)):
         if len(expr.elts) > MAX_LITERAL_ITEMS:
