@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,7 +185,9 @@ def parse_cell(source: str, registry: Registry) -> list[Proposal]:
             hint="Load large data with an action (e.g. load_csv) instead of literals.",
         )
     try:
-        tree = ast.parse(source, mode="exec")
+        with warnings.catch_warnings():  # e.g. invalid escape sequences: the rejection says enough
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, mode="exec")
     except SyntaxError as exc:
         raise ProposalRejected(
             f"not valid syntax: {exc.msg}", line=exc.lineno, col=exc.offset

@@ -26,7 +26,8 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Interacti
     ip = InteractiveShell.instance()
     close_session(ip)
     ip.reset(new_session=True)
-    ip.run_line_magic("load_ext", "rlam_jupyter")
+    if "rlam_jupyter" not in ip.extension_manager.loaded:
+        ip.run_line_magic("load_ext", "rlam_jupyter")
     yield ip
     close_session(ip)
     ip.reset(new_session=True)
