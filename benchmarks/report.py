@@ -22,16 +22,24 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": sys.version.split()[0],
-            "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float]:
     """p50/p95/mean in milliseconds."""
     ordered = sorted(samples_s)
     p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-    return {"p50_ms": statistics.median(ordered) * 1e3, "p95_ms": p95 * 1e3,
-            "mean_ms": statistics.fmean(ordered) * 1e3, "n": len(ordered)}
+    return {
+        "p50_ms": statistics.median(ordered) * 1e3,
+        "p95_ms": p95 * 1e3,
+        "mean_ms": statistics.fmean(ordered) * 1e3,
+        "n": len(ordered),
+    }
 
 
 def write(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:

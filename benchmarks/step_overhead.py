@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report import percentiles, write  # noqa: E402
+from report import percentiles, write
 
-import rlam_jupyter  # noqa: E402
-from rlam_jupyter.engine import Engine  # noqa: E402
-from rlam_jupyter.proposal import parse_cell  # noqa: E402
+import rlam_jupyter
+from rlam_jupyter.engine import Engine
+from rlam_jupyter.proposal import parse_cell
 
 
 def noop(n: int = 0) -> None:
@@ -103,8 +103,11 @@ def _workflow_overhead(workdir: Path) -> dict[str, object]:
     assert train.name == "train_model"
     stats = percentiles(overheads)
     share = 100 * sorted(overheads)[2] / sorted(bodies)[2]
-    return {"path": f"train_model (random forest) overhead; body p50 {sorted(bodies)[2] * 1e3:.0f} ms",
-            **stats, "overhead_pct_of_step": round(share, 2)}
+    return {
+        "path": f"train_model (random forest) overhead; body p50 {sorted(bodies)[2] * 1e3:.0f} ms",
+        **stats,
+        "overhead_pct_of_step": round(share, 2),
+    }
 
 
 if __name__ == "__main__":

@@ -205,40 +205,7 @@ class RlamMagics(Magics):
     def _finish(
         self, run_name: str, results: list[StepResult], args: Any, failing: str | None = None
     ) -> Any:
-        if not args.quiet:
-            caption = f"run {run_name} · {len(results)} step(s)"
-            metadata = {
-                "rlam": {
-                    "run_id": results[0].run_id if results else None,
-                    "step_ids": [r.step_id for r in results],
-                }
-            }
-            display(StepsView(results, caption), metadata=metadata)
-        for result in results:
-            for note in result.notes:
-                print(f"note (step {result.seq}): {note}")
-        bad = next((r for r in results if r.status in ("failed", "rejected")), None)
-        if bad is not None and bad.error is not None:
-            message = failing or bad.error.message
-            if bad.status == "failed":
-                message = (
-                    f"step {bad.seq} ({bad.action}) failed: {bad.error.type}: "
-                    f"{bad.error.message}. It is recorded as {bad.step_id}; fix the cause "
-                    f"and re-run, or add a recovery cell with `%%rlam --recover {bad.step_id}`."
-                )
-            else:
-                message = f"rejected, nothing ran: {message}"
-            raise StepFailedError(message, bad.error.traceback, args.verbose)
-        last = results[-1] if results else None
-        if (
-            last is not None
-            and last.values
-            and not any(last.values is r.values for r in results[:-1])
-            and len(last.values) == 1
-            and not _has_targets(last)
-        ):
-            return next(iter(last.values.values()))
-        return None
+        return finish_cell(run_name, results, quiet=args.quiet, verbose=args.verbose, failing=failing)
 
     # ------------------------------------------------------------ line
 
@@ -266,6 +233,48 @@ class RlamMagics(Magics):
             return _config(session, rest)
         known = ", ".join(["status", "new", "end", "actions", "config", *sorted(_COMMAND_MODULES)])
         raise UsageError(f"unknown %rlam command {command!r}; known commands: {known}")
+
+
+def finish_cell(
+    run_name: str,
+    results: list[StepResult],
+    *,
+    quiet: bool = False,
+    verbose: bool = False,
+    failing: str | None = None,
+) -> Any:
+    """Show a cell's steps, then raise :class:`StepFailedError` if one failed or was refused.
+
+    Returns the value of a final bare call (``describe(data=d)``), like a notebook expression.
+    """
+    if not quiet:
+        caption = f"run {run_name} · {len(results)} step(s)"
+        metadata = {
+            "rlam": {
+                "run_id": results[0].run_id if results else None,
+                "step_ids": [r.step_id for r in results],
+            }
+        }
+        display(StepsView(results, caption), metadata=metadata)
+    for result in results:
+        for note in result.notes:
+            print(f"note (step {result.seq}): {note}")
+    bad = next((r for r in results if r.status in ("failed", "rejected")), None)
+    if bad is not None and bad.error is not None:
+        message = failing or bad.error.message
+        if bad.status == "failed":
+            message = (
+                f"step {bad.seq} ({bad.action}) failed: {bad.error.type}: "
+                f"{bad.error.message}. It is recorded as {bad.step_id}; fix the cause "
+                f"and re-run, or add a recovery cell with `%%rlam --recover {bad.step_id}`."
+            )
+        else:
+            message = f"rejected, nothing ran: {message}"
+        raise StepFailedError(message, bad.error.traceback, verbose)
+    last = results[-1] if results else None
+    if last is not None and last.values and len(last.values) == 1 and not _has_targets(last):
+        return next(iter(last.values.values()))
+    return None
 
 
 def _has_targets(result: StepResult) -> bool:
@@ -316,6 +325,7 @@ _COMMAND_MODULES = {
     "compact": "rlam_jupyter.store.compaction",
     "browse": "rlam_jupyter.widget",
     "agent": "rlam_jupyter.agent.magic",
+    "python": "rlam_jupyter.escape_hatch",
 }
 """Where each further command lives; imported on first use so ``%load_ext`` stays cheap.
 A command's module calls :func:`register_command`; ``agent`` is a cell command too."""
@@ -352,4 +362,4 @@ def register_command(
     return decorator
 
 
-__all__ = ["RlamMagics", "StepFailedError", "register_command", "session_of"]
+__all__ = ["RlamMagics", "StepFailedError", "finish_cell", "register_command", "session_of"]

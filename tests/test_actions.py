@@ -24,7 +24,9 @@ class Pair(NamedTuple):
     right: pd.DataFrame
 
 
-def halves(data: pd.DataFrame, rng: np.random.Generator, frac: Annotated[float, Field(gt=0, lt=1)] = 0.5) -> Pair:
+def halves(
+    data: pd.DataFrame, rng: np.random.Generator, frac: Annotated[float, Field(gt=0, lt=1)] = 0.5
+) -> Pair:
     """Split rows in two at random."""
     mask = rng.random(len(data)) < frac
     return Pair(data[mask], data[~mask])
@@ -39,7 +41,9 @@ def test_bare_and_configured_decorator_register_and_return_the_function() -> Non
         return path
 
     assert rlam_jupyter.action(bare_noop) is bare_noop
-    decorated = rlam_jupyter.action(determinism="external", version="2", requires_approval=True)(configured)
+    decorated = rlam_jupyter.action(determinism="external", version="2", requires_approval=True)(
+        configured
+    )
     assert decorated is configured
     reg = registry()
     assert reg["bare_noop"].determinism == "pure"
@@ -65,11 +69,13 @@ def test_schema_from_type_hints_has_ranges_enums_literals_and_inputs() -> None:
     assert spec.param_names == ("color", "mode", "k")
     schema = spec.json_schema()
     props = schema["properties"]
-    assert props["k"]["minimum"] == 1 and props["k"]["maximum"] == 10
+    assert props["k"]["minimum"] == 1
+    assert props["k"]["maximum"] == 10
     assert props["mode"]["enum"] == ["fast", "exact"]
     assert schema["$defs"]["Color"]["enum"] == ["red", "blue"]
     assert props["data"]["x-rlam-input"] is True
-    assert "color" in schema["required"] and "data" in schema["required"]
+    assert "color" in schema["required"]
+    assert "data" in schema["required"]
     assert schema["additionalProperties"] is False
     assert spec.validate_params({"color": "blue"}).color is Color.BLUE  # type: ignore[attr-defined]
 
@@ -77,7 +83,8 @@ def test_schema_from_type_hints_has_ranges_enums_literals_and_inputs() -> None:
 def test_outputs_come_from_namedtuple_and_rng_makes_it_seeded() -> None:
     spec = build_spec(halves)
     assert spec.outputs == ("left", "right")
-    assert spec.wants_rng and spec.determinism == "seeded"
+    assert spec.wants_rng
+    assert spec.determinism == "seeded"
     assert "rng" not in spec.json_schema()["properties"]
 
 
@@ -103,15 +110,29 @@ def test_source_change_changes_identity() -> None:
     def version_b(n: int) -> int:
         return n + 1
 
-    assert build_spec(version_a, name="same").identity != build_spec(version_b, name="same").identity
+    assert (
+        build_spec(version_a, name="same").identity != build_spec(version_b, name="same").identity
+    )
 
 
 def test_registry_lists_catalogue_as_html_and_tools() -> None:
     reg = registry()
-    for name in ("load_dataset", "load_csv", "describe", "select_columns", "filter_rows", "split",
-                 "scale", "train_model", "evaluate"):
+    for name in (
+        "load_dataset",
+        "load_csv",
+        "describe",
+        "select_columns",
+        "filter_rows",
+        "split",
+        "scale",
+        "train_model",
+        "evaluate",
+    ):
         assert name in reg
     html = reg._repr_html_()
-    assert "<table" in html and "train_model" in html
+    assert "<table" in html
+    assert "train_model" in html
     tools = {t["function"]["name"]: t for t in reg.tools()}
-    assert tools["train_model"]["function"]["parameters"]["properties"]["C"]["exclusiveMinimum"] == 0.0
+    assert (
+        tools["train_model"]["function"]["parameters"]["properties"]["C"]["exclusiveMinimum"] == 0.0
+    )

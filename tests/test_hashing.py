@@ -10,8 +10,14 @@ from hypothesis import strategies as st
 from rlam_jupyter.hashing import canonicalize, hash_value, restore
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=5), children, max_size=5),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=5), children, max_size=5)
+    ),
     max_leaves=20,
 )
 
@@ -27,12 +33,16 @@ def test_json_values_round_trip_with_stable_hash(value: object) -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.floats(allow_nan=False, width=32), min_size=1, max_size=50), st.sampled_from(["f8", "f4"]))
+@given(
+    st.lists(st.floats(allow_nan=False, width=32), min_size=1, max_size=50),
+    st.sampled_from(["f8", "f4"]),
+)
 def test_arrays_and_frames_round_trip(values: list[float], dtype: str) -> None:
     array = np.asarray(values, dtype=dtype)
     canonical = canonicalize(array)
     again = restore(canonical.kind, canonical.payload)
-    assert again.dtype == array.dtype and np.array_equal(again, array)
+    assert again.dtype == array.dtype
+    assert np.array_equal(again, array)
     assert hash_value(again) == canonical.digest
     frame = pd.DataFrame({"x": array, "y": np.arange(len(array))}, index=np.arange(len(array)) * 3)
     canonical = canonicalize(frame)
@@ -62,4 +72,5 @@ def test_estimators_hash_by_state_and_unpicklables_are_marked() -> None:
     assert hash_value(first) == hash_value(second)
     assert hash_value(first) != hash_value(LogisticRegression(C=0.1).fit(x, y))
     opaque = canonicalize(lambda v: v)
-    assert not opaque.restorable and "cannot be restored" in opaque.note
+    assert not opaque.restorable
+    assert "cannot be restored" in opaque.note

@@ -27,7 +27,9 @@ def test_workflow_runs_binds_names_and_records_a_typed_graph(shell: InteractiveS
     assert ns["metrics"]["accuracy"] > 0.9
     assert hasattr(ns["model"], "predict")
     con = rlam_jupyter.connect()
-    steps = con.execute("SELECT seq, action, status, seed, outputs FROM steps ORDER BY seq").fetchall()
+    steps = con.execute(
+        "SELECT seq, action, status, seed, outputs FROM steps ORDER BY seq"
+    ).fetchall()
     assert [s[1] for s in steps] == ["load_dataset", "split", "scale", "train_model", "evaluate"]
     assert {s[2] for s in steps} == {"succeeded"}
     assert all(s[3] is not None for s in steps)
@@ -82,28 +84,41 @@ def test_failed_step_stops_the_cell_is_recorded_and_explained(shell: Interactive
     assert "step 2 (filter_rows) failed: KeyError" in str(info.value)
     assert "--recover" in str(info.value)
     rendered = "\n".join(info.value._render_traceback_())
-    assert "Traceback" not in rendered and "-v" in rendered
-    assert "data" in shell.user_ns and "summary" not in shell.user_ns
-    rows = rlam_jupyter.connect().execute(
-        "SELECT action, status, error_type, traceback FROM steps ORDER BY seq"
-    ).fetchall()
-    assert [(a, s) for a, s, *_ in rows] == [("load_dataset", "succeeded"), ("filter_rows", "failed")]
+    assert "Traceback" not in rendered
+    assert "-v" in rendered
+    assert "data" in shell.user_ns
+    assert "summary" not in shell.user_ns
+    rows = (
+        rlam_jupyter.connect()
+        .execute("SELECT action, status, error_type, traceback FROM steps ORDER BY seq")
+        .fetchall()
+    )
+    assert [(a, s) for a, s, *_ in rows] == [
+        ("load_dataset", "succeeded"),
+        ("filter_rows", "failed"),
+    ]
     assert rows[1][2] == "KeyError"
     assert "catalogue.py" in rows[1][3]  # the action's own frame, for the audit
 
 
-def test_status_new_end_and_help(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_new_end_and_help(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
     shell.run_line_magic("rlam", "new analysis --seed 3")
     shell.run_cell_magic("rlam", "--quiet", 'd = load_dataset(name="wine")')
     view = shell.run_line_magic("rlam", "status")
-    assert "analysis" in repr(view) and "load_dataset" in view._repr_html_()
+    assert "analysis" in repr(view)
+    assert "load_dataset" in view._repr_html_()
     shell.run_line_magic("rlam", "end")
     assert "ended: succeeded" in capsys.readouterr().out
-    assert rlam_jupyter.connect().execute("SELECT status, seed FROM runs").fetchall() == [("succeeded", 3)]
+    assert rlam_jupyter.connect().execute("SELECT status, seed FROM runs").fetchall() == [
+        ("succeeded", 3)
+    ]
     with pytest.raises(UsageError, match="unknown %rlam command"):
         shell.run_line_magic("rlam", "frobnicate")
     doc = shell.find_cell_magic("rlam").__doc__ or ""
-    assert "--seed" in doc and "--dry-run" in doc
+    assert "--seed" in doc
+    assert "--dry-run" in doc
 
 
 def test_a_run_keeps_its_seed(shell: InteractiveShell) -> None:
@@ -118,7 +133,9 @@ def test_output_is_an_html_table_with_step_metadata(shell: InteractiveShell) -> 
     published: list[tuple[dict[str, str], dict[str, object]]] = []
     original = shell.display_pub.publish
 
-    def capture(data: dict[str, str], metadata: dict[str, object] | None = None, **kw: object) -> None:
+    def capture(
+        data: dict[str, str], metadata: dict[str, object] | None = None, **kw: object
+    ) -> None:
         published.append((data, metadata or {}))
 
     shell.display_pub.publish = capture  # type: ignore[method-assign]

@@ -19,9 +19,13 @@ def test_quickstart_executes_and_leaves_a_queryable_trace(tmp_path: Path) -> Non
     executed = run_notebook(notebook)
     con = rlam_jupyter.connect(tmp_path / ".rlam")
     succeeded = con.execute("SELECT count(*) FROM steps WHERE status = 'succeeded'").fetchone()
-    assert succeeded is not None and succeeded[0] >= 5
-    rejected = con.execute("SELECT action, error_message FROM steps WHERE status = 'rejected'").fetchall()
-    assert rejected and "C=-1.0" in rejected[0][1]
+    assert succeeded is not None
+    assert succeeded[0] >= 5
+    rejected = con.execute(
+        "SELECT action, error_message FROM steps WHERE status = 'rejected'"
+    ).fetchall()
+    assert rejected
+    assert "C=-1.0" in rejected[0][1]
     edge_types = {t for (t,) in con.execute("SELECT DISTINCT type FROM edges").fetchall()}
     assert {"used", "generated", "derived_from"} <= edge_types
     # each succeeded step after the first used something and generated something
@@ -34,7 +38,11 @@ def test_quickstart_executes_and_leaves_a_queryable_trace(tmp_path: Path) -> Non
     assert con.execute("SELECT status FROM runs").fetchall() == [("succeeded",)]
     cells = nbformat.read(executed, as_version=4).cells
     rlam_outputs = [
-        o for c in cells if c.cell_type == "code" for o in c.get("outputs", [])
+        o
+        for c in cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
         if "rlam" in o.get("metadata", {})
     ]
-    assert rlam_outputs and all(o["metadata"]["rlam"]["run_id"] for o in rlam_outputs)
+    assert rlam_outputs
+    assert all(o["metadata"]["rlam"]["run_id"] for o in rlam_outputs)
