@@ -8,10 +8,11 @@ are never rewritten: each status change is a new journal record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import traceback as tb
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from ulid import ULID
 
 from rlam_jupyter.actions import ActionSpec, Registry
 from rlam_jupyter.actions import registry as default_registry
+from rlam_jupyter.cache import CacheEntry, StepCache
 from rlam_jupyter.determinism import derive_seed, generator, pin_seeds
 from rlam_jupyter.errors import StoreWriteError
 from rlam_jupyter.fingerprint import fingerprint
@@ -26,6 +28,7 @@ from rlam_jupyter.hashing import Canonical, canonical_json, canonicalize, digest
 from rlam_jupyter.objects import ObjectStore
 from rlam_jupyter.policy import Approver, Policy, time_limit
 from rlam_jupyter.proposal import PENDING, CheckedProposal, Proposal, ProposalRejected, check
+from rlam_jupyter.run_index import ArtifactRef, RunIndex, StepEntry
 from rlam_jupyter.store.journal import HOST, JournalWriter, now_us
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
 from rlam_jupyter.trace import CellInfo, StepError, StepResult
@@ -61,16 +64,50 @@ class Run:
     bindings: dict[str, Binding] = field(default_factory=dict)
     results: list[StepResult] = field(default_factory=list)
     created_us: int = 0
+    index: RunIndex | None = None
+    """Compact record of this run's steps (what replay and fork read without the store)."""
 
     @property
     def failed_steps(self) -> list[StepResult]:
         return [r for r in self.results if r.status == "failed"]
 
+    @property
+    def unrecovered_failures(self) -> list[StepResult]:
+        """Failed steps that no successful recovery answers (directly or through a chain
+        of recoveries that themselves failed and were recovered)."""
+        answered: dict[str, list[StepResult]] = {}
+        for result in self.results:
+            if result.recovers:
+                answered.setdefault(result.recovers, []).append(result)
 
-@dataclass
-class _CacheEntry:
-    step_id: str
-    outputs: dict[str, tuple[str, str, str | None]]  # name -> (artifact id, kind, object path)
+        def recovered(step_id: str, depth: int = 0) -> bool:
+            return depth < 100 and any(
+                r.ok or (r.status == "failed" and recovered(r.step_id, depth + 1))
+                for r in answered.get(step_id, [])
+            )
+
+        return [r for r in self.failed_steps if not recovered(r.step_id)]
+
+
+class _BoundValues(Mapping[str, Any]):
+    """The names bound in a run; a value is loaded from the object store only when
+    a check needs it (a fork may see thousands of names and use two)."""
+
+    def __init__(self, engine: Engine, bindings: Mapping[str, Binding]) -> None:
+        self._engine = engine
+        self._bindings = bindings
+
+    def __getitem__(self, name: str) -> Any:
+        return self._engine._value(self._bindings[name])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._bindings
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._bindings)
+
+    def __len__(self) -> int:
+        return len(self._bindings)
 
 
 class Engine:
@@ -90,9 +127,15 @@ class Engine:
         self.policy = policy or Policy()
         self.approver = approver
         self.writer_id = str(ULID())
-        self._cache: dict[str, _CacheEntry] | None = None
+        self.cache = StepCache(self.layout, self.writer_id)
         self.executions = 0
         """How many action bodies this engine actually ran (cache hits do not count)."""
+        self.runs: dict[str, Run] = {}
+        """Runs this engine started, by id: their indexes are current in memory."""
+
+    def indexes(self) -> dict[str, RunIndex]:
+        """In-memory step indexes of the runs this engine writes (see :mod:`run_index`)."""
+        return {run_id: run.index for run_id, run in self.runs.items() if run.index is not None}
 
     # ------------------------------------------------------------ runs
 
@@ -120,6 +163,16 @@ class Engine:
             env_id=env.env_id,
             created_us=now_us(),
         )
+        run.index = RunIndex(
+            run_id,
+            run.name,
+            run.seed,
+            parent_run_id,
+            fork_seq,
+            env_id=env.env_id,
+            envs={env.env_id: env.data},
+        )
+        self.runs[run_id] = run
         writer.append(
             "environments",
             {
@@ -146,12 +199,15 @@ class Engine:
     def end_run(self, run: Run, status: str | None = None) -> None:
         """Close a run (``succeeded`` unless a failure was never recovered)."""
         if status is None:
-            recovered = {r.recovers for r in run.results if r.recovers and r.ok}
-            unrecovered = [r for r in run.failed_steps if r.step_id not in recovered]
-            status = "failed" if unrecovered else "succeeded"
+            status = "failed" if run.unrecovered_failures else "succeeded"
         run.status = status
         self._record_run(run, ended=True)
         run.writer.close()
+        if run.index is not None:
+            run.index.status = status
+            # The index is a shortcut; readers rebuild it from the journal if it is missing.
+            with contextlib.suppress(OSError):
+                run.index.save(self.layout)
 
     def _record_run(self, run: Run, ended: bool = False) -> None:
         run.writer.append(
@@ -233,15 +289,19 @@ class Engine:
         proposed_by: str | None = None,
     ) -> StepResult:
         """Check, record and (unless ``dry_run``) execute one proposal. Never raises for
-        a rejection or a failure of the action: those are results, recorded."""
-        bound = {name: self._value(b) for name, b in run.bindings.items()}
+        a rejection or a failure of the action: those are results, recorded.
+
+        ``recovers`` names the failed step this one answers: its step id, or its
+        number (``seq``) in this run."""
         try:
-            checked = check(proposal, self.registry, bound)
+            checked = check(proposal, self.registry, _BoundValues(self, run.bindings))
             refusal = self.policy.refusal(checked.spec.name)
             if refusal:
                 raise ProposalRejected(
                     refusal, line=proposal.line, col=proposal.col, action=proposal.action
                 )
+            if recovers is not None:
+                recovers = self._recovery_target(run, recovers, proposal)
         except ProposalRejected as rejection:
             return self.reject(run, proposal, rejection, cell)
         spec = checked.spec
@@ -304,7 +364,7 @@ class Engine:
             run.results.append(result)
             return result
         hit = (
-            self._cache_lookup(cache_key)
+            self.cache.get(cache_key)
             if (use_cache and spec.cache and spec.determinism != "external")
             else None
         )
@@ -316,15 +376,12 @@ class Engine:
         started_us = now_us()
         t0 = time.perf_counter()
         try:
-            kwargs = dict(checked.params.__dict__)
-            kwargs.update({pname: b.value for pname, b in inputs.items()})
-            if spec.wants_rng:
-                kwargs["rng"] = generator(seed)
-            pin_seeds(seed)
-            self.executions += 1
-            with time_limit(self.policy.timeout_s):
-                returned = spec.func(**kwargs)
-            values = _split_outputs(spec, returned)
+            values = self.invoke(
+                spec,
+                checked.params.__dict__,
+                {pname: b.value for pname, b in inputs.items()},
+                seed,
+            )
         except Exception as exc:
             duration = (time.perf_counter() - t0) * 1e3
             error = StepError(type(exc).__qualname__, str(exc) or repr(exc), _short_traceback(exc))
@@ -367,17 +424,23 @@ class Engine:
             outputs=outputs,
             started_at=started_us,
             duration_ms=duration,
+            artifacts={
+                b.artifact_id: ArtifactRef(b.artifact_id, b.kind, b.object_path) for b in bindings
+            },
             **common,
         )
         for binding in bindings:
             run.bindings[binding.name] = binding
-        if self._cache is not None and spec.cache and all(b.object_path for b in bindings):
-            self._cache[cache_key] = _CacheEntry(
-                step_id,
-                {
-                    name: (b.artifact_id, b.kind, b.object_path)
-                    for name, b in zip(spec.outputs, bindings, strict=False)
-                },
+        if spec.cache and spec.determinism != "external" and all(b.object_path for b in bindings):
+            self.cache.put(
+                cache_key,
+                CacheEntry(
+                    step_id,
+                    {
+                        name: (b.artifact_id, b.kind, b.object_path)
+                        for name, b in zip(spec.outputs, bindings, strict=False)
+                    },
+                ),
             )
         result = StepResult(
             run.run_id,
@@ -414,7 +477,47 @@ class Engine:
                 break
         return results
 
+    def invoke(
+        self, spec: ActionSpec, params: Mapping[str, Any], inputs: Mapping[str, Any], seed: int
+    ) -> dict[str, Any]:
+        """Run an action body as a step runs it (seeds pinned, ``rng`` handed over, the
+        policy's timeout); replay's verification re-executes through here too."""
+        kwargs = dict(params)
+        kwargs.update(inputs)
+        if spec.wants_rng:
+            kwargs["rng"] = generator(seed)
+        pin_seeds(seed)
+        self.executions += 1
+        with time_limit(self.policy.timeout_s):
+            returned = spec.func(**kwargs)
+        return _split_outputs(spec, returned)
+
     # ------------------------------------------------------------ internals
+
+    def _recovery_target(self, run: Run, ref: str, proposal: Proposal) -> str:
+        """The step id of the failed (or rejected) step of ``run`` that ``ref`` names."""
+        step_id = f"{run.run_id}-{int(ref):06d}" if ref.strip().isdigit() else ref.strip()
+        entry = None
+        if run.index is not None:
+            entry = next((e for e in reversed(run.index.steps) if e.step_id == step_id), None)
+        if entry is None or entry.status not in ("failed", "rejected"):
+            failed = [r.step_id for r in run.results if r.status in ("failed", "rejected")]
+            what = (
+                f"step {step_id} {entry.status}" if entry else f"{ref!r} is not a step of this run"
+            )
+            hint = (
+                f"Failed or rejected steps of run {run.name}: {', '.join(failed[-5:])}."
+                if failed
+                else f"Run {run.name} has no failed step to recover."
+            )
+            raise ProposalRejected(
+                f"--recover {ref}: {what}; a recovery must answer a failed or rejected step",
+                hint=hint,
+                line=proposal.line,
+                col=proposal.col,
+                action=proposal.action,
+            )
+        return step_id
 
     def _next_step(self, run: Run) -> tuple[int, str]:
         seq = run.next_seq
@@ -460,37 +563,13 @@ class Engine:
         }
         return digest_bytes("cache-key", canonical_json(material))
 
-    def _cache_lookup(self, key: str) -> _CacheEntry | None:
-        if self._cache is None:
-            self._cache = self._load_cache_index()
-        return self._cache.get(key)
-
-    def _load_cache_index(self) -> dict[str, _CacheEntry]:
-        from rlam_jupyter.store.catalog import connect
-
-        con = connect(self.layout)
-        rows = con.execute(
-            """
-            SELECT s.cache_key, s.step_id, a.name, a.artifact_id, a.kind, a.object_path
-            FROM steps s JOIN artifacts a ON a.step_id = s.step_id
-            WHERE s.status = 'succeeded' AND s.cache_key IS NOT NULL
-            """
-        ).fetchall()
-        con.close()
-        index: dict[str, _CacheEntry] = {}
-        for key, step_id, name, artifact_id, kind, path in rows:
-            entry = index.setdefault(key, _CacheEntry(step_id, {}))
-            if entry.step_id == step_id:
-                entry.outputs[name] = (artifact_id, kind, path)
-        return index
-
     def _serve_cached(
         self,
         run: Run,
         step_id: str,
         seq: int,
         proposal: Proposal,
-        hit: _CacheEntry,
+        hit: CacheEntry,
         common: dict[str, Any],
     ) -> StepResult | None:
         spec: ActionSpec = common["spec"]
@@ -519,6 +598,10 @@ class Engine:
             cached_from=hit.step_id,
             started_at=now_us(),
             duration_ms=duration,
+            artifacts={
+                artifact_id: ArtifactRef(artifact_id, kind, path)
+                for artifact_id, kind, path in hit.outputs.values()
+            },
             **common,
         )
         return StepResult(
@@ -532,6 +615,7 @@ class Engine:
             outputs=outputs,
             values=values,
             cached_from=hit.step_id,
+            recovers=common["recovers"],
             source_text=proposal.source_text,
         )
 
@@ -608,7 +692,9 @@ class Engine:
         started_at: int | None = None,
         duration_ms: float | None = None,
         cell: CellInfo | None = None,
+        artifacts: Mapping[str, ArtifactRef] | None = None,
     ) -> None:
+        params_json = params if params is not None else _jsonable(proposal.params)
         record = {
             "run_id": run.run_id,
             "step_id": step_id,
@@ -616,8 +702,9 @@ class Engine:
             "action": action,
             "action_version": spec.identity if spec else None,
             "determinism": spec.determinism if spec else None,
-            "params": json.dumps(params if params is not None else _jsonable(proposal.params)),
+            "params": json.dumps(params_json),
             "inputs": json.dumps(input_ids if input_ids is not None else dict(proposal.inputs)),
+            "input_names": json.dumps(dict(proposal.inputs)),
             "outputs": json.dumps(dict(outputs) if outputs else {}),
             "targets": json.dumps(list(proposal.targets)),
             "status": status,
@@ -642,6 +729,30 @@ class Engine:
             "recorded_at": now_us(),
         }
         run.writer.append("steps", record)
+        if run.index is not None:
+            run.index.upsert(
+                StepEntry(
+                    seq=seq,
+                    step_id=step_id,
+                    action=action,
+                    status=status,
+                    params=dict(params_json),
+                    inputs=dict(proposal.inputs),
+                    input_ids=dict(input_ids or {}),
+                    targets=tuple(proposal.targets),
+                    outputs=dict(outputs or {}),
+                    seed=seed,
+                    determinism=spec.determinism if spec else None,
+                    action_version=spec.identity if spec else None,
+                    error_type=error.type if error else None,
+                    error_message=error.message if error else None,
+                    cached_from=cached_from,
+                    recovers=recovers,
+                    env_id=run.env_id,
+                    source_text=proposal.source_text or proposal.as_source(),
+                ),
+                artifacts or {},
+            )
 
     def _ask_approval(
         self, run: Run, checked: CheckedProposal, cell: CellInfo | None
@@ -701,9 +812,8 @@ class Engine:
                 proposal.col,
                 proposal.source_text,
             )
-            bound = {name: b.value for name, b in run.bindings.items()}
             try:
-                return check(edited, self.registry, bound)
+                return check(edited, self.registry, _BoundValues(self, run.bindings))
             except ProposalRejected as rejection:
                 return self.reject(run, edited, rejection, cell)
         return checked

@@ -30,6 +30,16 @@ class StoreLayout:
     def objects_dir(self) -> Path:
         return self.root / "objects"
 
+    @property
+    def cache_dir(self) -> Path:
+        """Cache entries: ``cache/xx/<cache key>.json`` → the outputs a step produced."""
+        return self.root / "cache"
+
+    @property
+    def index_dir(self) -> Path:
+        """Per-run step indexes (derived from the journal; rebuilt when stale)."""
+        return self.root / "index"
+
     def run_journal_dir(self, run_id: str) -> Path:
         return self.journal_dir / run_id
 

@@ -43,6 +43,7 @@ STEPS = pa.schema(
         ("determinism", pa.string()),
         ("params", pa.string()),
         ("inputs", pa.string()),
+        ("input_names", pa.string()),
         ("outputs", pa.string()),
         ("targets", pa.string()),
         ("status", pa.string()),
