@@ -6,6 +6,8 @@ runs; every step lands in a provenance trace you can query with DuckDB.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from rlam_jupyter.actions import Input, action, registry
@@ -59,3 +61,20 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(module_name), name)
+
+
+class _Package(types.ModuleType):
+    """Keeps ``rlam_jupyter.replay`` (and ``fingerprint``, ``audit``) the public *function*
+    once the submodule of the same name is imported: the import system sets the
+    submodule as a package attribute, which would shadow the function. Import the
+    modules with ``from rlam_jupyter.replay import ...`` or ``importlib``."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == f"{__name__}.{name}":
+            value = getattr(value, name, value)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+for _name in [n for n, v in globals().items() if isinstance(v, types.ModuleType) and n in _LAZY]:
+    del globals()[_name]  # imported before the class switch: fall back to __getattr__

@@ -524,6 +524,11 @@ class Engine:
         run.next_seq += 1
         return seq, f"{run.run_id}-{seq:06d}"
 
+    def value(self, binding: Binding) -> Any:
+        """A binding's value, loaded from the object store on first use (a fork's
+        inherited names are loaded only when a step or the notebook needs them)."""
+        return self._value(binding)
+
     def _value(self, binding: Binding) -> Any:
         if not binding.loaded:
             if binding.object_path is None:

@@ -1,7 +1,8 @@
 """Environment fingerprint: what the numbers depend on besides code, seeds and data.
 
 Computing the package list costs tens of milliseconds, so it is cached and only
-recomputed when an entry of ``sys.path`` changes (a ``pip install`` in the kernel).
+recomputed when an entry of ``sys.path`` changes (a ``pip install`` in the kernel)
+or one of the recorded environment variables does.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ ENV_VARS = (
     "CUBLAS_WORKSPACE_CONFIG",
 )
 
-_cache: tuple[tuple[tuple[str, float], ...], Fingerprint] | None = None
+_cache: tuple[tuple[Any, ...], Fingerprint] | None = None
 
 
 @dataclass(frozen=True)
@@ -43,22 +44,43 @@ class Fingerprint:
         """Every (key, this value, other value) that differs, packages one by one."""
         return compare(self.data, other.data)
 
+    def _summary_rows(self) -> list[tuple[str, str]]:
+        python = self.data.get("python", {})
+        system = self.data.get("platform", {})
+        cpu = self.data.get("cpu", {})
+        env = self.data.get("env", {})
+        return [
+            ("python", f"{python.get('version')} ({python.get('implementation')})"),
+            ("platform", f"{system.get('system')} {system.get('release')} {system.get('machine')}"),
+            ("cpu", f"{cpu.get('model')} × {cpu.get('count')}"),
+            ("packages", str(len(self.data.get("packages", {})))),
+            ("environment variables", ", ".join(f"{k}={v}" for k, v in env.items()) or "none set"),
+        ]
+
+    def __repr__(self) -> str:
+        lines = [f"environment {self.env_id[:12]}"]
+        lines += [f"  {k:<22} {v}" for k, v in self._summary_rows()]
+        return "\n".join(lines)
+
     def _repr_html_(self) -> str:
-        rows = [
-            ("python", self.data["python"]["version"]),
-            ("implementation", self.data["python"]["implementation"]),
-            ("platform", self.data["platform"]["system"] + " " + self.data["platform"]["machine"]),
-            ("cpu", f"{self.data['cpu']['model']} × {self.data['cpu']['count']}"),
-            ("packages", str(len(self.data["packages"]))),
-        ] + [(k, str(v)) for k, v in self.data["env"].items()]
         body = "".join(
-            f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in self._summary_rows()
         )
-        return f"<table class='rlam-table'><caption>environment {self.env_id[:12]}</caption>{body}</table>"
+        packages = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>{html.escape(str(version))}</td></tr>"
+            for name, version in self.data.get("packages", {}).items()
+        )
+        return (
+            f"<table class='rlam-table'><caption style='text-align:left'>environment "
+            f"<code>{self.env_id[:12]}</code></caption>{body}</table>"
+            f"<details><summary>{len(self.data.get('packages', {}))} packages</summary>"
+            f"<table class='rlam-table'>{packages}</table></details>"
+        )
 
 
-def _path_stamp() -> tuple[tuple[str, float], ...]:
-    stamp = []
+def _path_stamp() -> tuple[Any, ...]:
+    stamp: list[Any] = [tuple(os.environ.get(name) for name in ENV_VARS)]
     for entry in sys.path:
         try:
             stamp.append((entry, os.stat(entry or ".").st_mtime))
@@ -114,7 +136,8 @@ def _cpu_model() -> str:
 
 
 def compare(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """Flattened differences between two fingerprint dicts (``packages.numpy``: 1.26 → 2.0)."""
+    """Flattened differences between two fingerprint dicts (``packages.numpy``: 1.26 → 2.0);
+    a key present on one side only has None on the other."""
     differences: list[tuple[str, Any, Any]] = []
     for key in sorted(set(a) | set(b)):
         left, right = a.get(key), b.get(key)
