@@ -2,68 +2,93 @@
 
 ``connect()`` opens an in-memory DuckDB, so no file lock is ever held and any number
 of kernels, the Jupyter server and the CLI can read while kernels write. Each call
-sees a consistent snapshot: the journals as they were when it read them.
+sees a consistent snapshot: the Parquet parts published when it looked, and the
+journal records those parts do not cover.
 """
 
 from __future__ import annotations
 
 import os
-from collections import defaultdict
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from rlam_jupyter.errors import StoreReadError
-from rlam_jupyter.store.journal import JournalReadReport, iter_records
+from rlam_jupyter.store.journal_reader import JournalChunk, header_id_of, parse_journal, read_head
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
-from rlam_jupyter.store.schema import LATEST_BY, SCHEMA_VERSION, TABLES
-
-_TIMESTAMP_COLUMNS = {
-    name: [f.name for f in schema if pa.types.is_timestamp(f.type)]
-    for name, schema in TABLES.items()
-}
+from rlam_jupyter.store.manifest import Manifest, load_manifests
+from rlam_jupyter.store.schema import LATEST_BY, TABLES
+from rlam_jupyter.store.versioning import check_readable
 
 
-def read_journals(layout: StoreLayout) -> tuple[dict[str, pa.Table], JournalReadReport]:
-    """Every intact journal record, as one Arrow table per trace table."""
-    report = JournalReadReport()
-    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for path in layout.journal_files():
-        for record in iter_records(path, report):
-            kind = record.get("_t")
-            if kind in TABLES:
-                rows[str(kind)].append(record)
-    newer = {v for v in report.schema_versions if v > SCHEMA_VERSION}
-    if newer:
-        raise StoreReadError(
-            f"the store at {layout.root} was written by a newer rlam-jupyter "
-            f"(schema {max(newer)}, this version reads {SCHEMA_VERSION}); "
-            "upgrade with `pip install -U rlam-jupyter`."
-        )
-    tables = {name: _to_arrow(name, rows.get(name, [])) for name in TABLES}
-    return tables, report
+@dataclass
+class Snapshot:
+    """A consistent view of a store: the Parquet parts its manifests list and the journal
+    records those parts do not cover yet."""
+
+    layout: StoreLayout
+    manifests: dict[str, Manifest]
+    journal: dict[str, pa.Table]
+    parts: dict[str, list[Path]]
+    problems: list[tuple[str, int, str]] = field(default_factory=list)
+    journal_files: int = 0
 
 
-def _to_arrow(table: str, records: list[dict[str, Any]]) -> pa.Table:
-    schema = TABLES[table]
-    if not records:
-        return schema.empty_table()
-    columns = {}
-    for field in schema:
-        values = [r.get(field.name) for r in records]
-        if field.name in _TIMESTAMP_COLUMNS[table]:
-            columns[field.name] = pa.array(values, type=pa.int64()).cast(field.type)
-        else:
-            columns[field.name] = pa.array(values, type=field.type)
-    return pa.table(columns, schema=schema)
+def take_snapshot(layout: StoreLayout) -> Snapshot:
+    """Read the store without locks.
+
+    Journals are read *before* the manifests: compaction publishes a manifest before
+    it deletes the journals it covers, so a journal gone by the time it is listed is
+    covered by a manifest read afterwards, and bytes a manifest covers are skipped."""
+    raw = [(path, read_head(path)) for path in layout.journal_files()]
+    manifests = load_manifests(layout)
+    chunks: list[JournalChunk] = []
+    versions: set[int] = set()
+    for path, head_data in raw:
+        if head_data is None:
+            continue
+        head, data = head_data
+        chunk = _uncovered(path, head, data, manifests.get(path.parent.name))
+        if chunk.schema_version is not None:
+            versions.add(chunk.schema_version)
+        elif chunk.header_id is not None:
+            versions.add(0)
+        chunks.append(chunk)
+    versions.update(m.schema_version for m in manifests.values())
+    check_readable(versions, layout.root)
+    journal: dict[str, pa.Table] = {}
+    for name, schema in TABLES.items():
+        pieces = [c.tables[name] for c in chunks if name in c.tables]
+        journal[name] = pa.concat_tables(pieces) if pieces else schema.empty_table()
+    parts: dict[str, list[Path]] = {name: [] for name in TABLES}
+    problems: list[tuple[str, int, str]] = []
+    for manifest in manifests.values():
+        for table, relative in manifest.parts.items():
+            if table in parts:
+                parts[table].extend(layout.root / p for p in relative)
+        problems.extend(manifest.problems)
+    for chunk in chunks:
+        problems.extend(chunk.problems)
+    return Snapshot(layout, manifests, journal, parts, problems, len(chunks))
 
 
-def _parquet_glob(layout: StoreLayout, table: str) -> str | None:
-    folder = layout.parquet_dir / table
-    if folder.is_dir() and any(folder.rglob("*.parquet")):
-        return str(folder / "**" / "*.parquet")
-    return None
+def _uncovered(path: Path, head: bytes, data: bytes, manifest: Manifest | None) -> JournalChunk:
+    coverage = manifest.covered(path.name, header_id_of(head)) if manifest else None
+    if coverage is None:
+        return parse_journal(path, head, data)
+    start = min(coverage.offset, len(data))
+    return parse_journal(path, head, data[start:], start, coverage.lines + 1)
+
+
+def read_journals(layout: StoreLayout) -> tuple[dict[str, pa.Table], list[tuple[str, int, str]]]:
+    """Journal records not yet covered by compaction, one Arrow table per trace table."""
+    snapshot = take_snapshot(layout)
+    return snapshot.journal, snapshot.problems
+
+
+def _sql_list(paths: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
 
 def connect(store: str | os.PathLike[str] | StoreLayout | None = None) -> duckdb.DuckDBPyConnection:
@@ -74,37 +99,42 @@ def connect(store: str | os.PathLike[str] | StoreLayout | None = None) -> duckdb
     ``approvals``; table macro ``run_steps(run_id)`` lists a run's steps including
     the prefix a fork shares with its parent. The journal read report is available
     as the ``journal_problems`` table (torn tails, corrupt records).
+
+    Compacted runs are read from Parquet partitioned by run, so a query for one run
+    opens only that run's files; open runs come from their journals.
     """
     layout = store if isinstance(store, StoreLayout) else resolve_store(store)
-    tables, report = read_journals(layout)
+    snapshot = take_snapshot(layout)
     con = duckdb.connect(":memory:")
-    for name, table in tables.items():
-        con.register(f"_journal_{name}", table)
-        glob = _parquet_glob(layout, name)
+    for name, schema in TABLES.items():
+        con.register(f"_journal_{name}", snapshot.journal[name])
+        columns = ", ".join(f'"{f.name}"' for f in schema)
         source = f"SELECT * FROM _journal_{name}"
-        if glob is not None:
-            columns = ", ".join(f'"{f.name}"' for f in TABLES[name])
+        if snapshot.parts[name]:
             source = (
-                f"SELECT {columns} FROM read_parquet('{glob}', union_by_name=true) "
-                f"UNION ALL BY NAME {source}"
+                f"SELECT {columns} FROM (SELECT * FROM read_parquet("
+                f"{_sql_list(snapshot.parts[name])}, union_by_name = true, "
+                "hive_partitioning = true, hive_types = {'run_id': VARCHAR}) "
+                f"UNION ALL BY NAME {source})"
             )
         events = f"{name[:-1]}_events" if name in LATEST_BY else f"_{name}_all"
         con.execute(f"CREATE VIEW {events} AS {source}")
         if name in LATEST_BY:
             key = LATEST_BY[name]
+            partition = "run_id" if key == "run_id" else f"run_id, {key}"
             con.execute(
                 f"CREATE VIEW {name} AS SELECT * EXCLUDE (rn) FROM ("
-                f"SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY event_no DESC) AS rn "
-                f"FROM {events}) WHERE rn = 1"
+                f"SELECT *, row_number() OVER (PARTITION BY {partition} "
+                f"ORDER BY event_no DESC) AS rn FROM {events}) WHERE rn = 1"
             )
         else:
             con.execute(f"CREATE VIEW {name} AS SELECT DISTINCT ON (*) * FROM {events}")
     con.execute(_RUN_STEPS_MACRO)
     problems = pa.table(
         {
-            "file": [p[0] for p in report.skipped],
-            "line": pa.array([p[1] for p in report.skipped], type=pa.int64()),
-            "problem": [p[2] for p in report.skipped],
+            "file": pa.array([p[0] for p in snapshot.problems], type=pa.string()),
+            "line": pa.array([p[1] for p in snapshot.problems], type=pa.int64()),
+            "problem": pa.array([p[2] for p in snapshot.problems], type=pa.string()),
         }
     )
     con.register("journal_problems", problems)
