@@ -2,7 +2,8 @@
 
 Each feature module contributes its own sub-commands through ``register_cli(subparsers)``;
 this file holds the shared options and the commands that only read the store.
-Exit codes: 0 all good, 1 a check failed (verify/audit), 2 bad usage or input.
+Exit codes: 0 all good, 1 a check failed (verify/audit, a refused import), 2 bad usage
+or input (unknown run, missing file), 3 an internal error (a bug), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ FEATURE_MODULES = (
 )
 """Modules that add sub-commands via ``register_cli(subparsers, common)``."""
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -39,10 +41,15 @@ def common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rlam_jupyter import __version__
+
     parser = argparse.ArgumentParser(
         prog="rlam",
         description="Inspect, verify, export and audit R-LAM provenance traces.",
+        epilog="Every command takes --store DIR (default: $RLAM_HOME or ./.rlam) and --json. "
+        "Exit codes: 0 ok, 1 a check failed, 2 bad usage or input, 3 internal error.",
     )
+    parser.add_argument("--version", action="version", version=f"rlam-jupyter {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = common_options()
     runs = sub.add_parser("runs", parents=[common], help="list the runs in a store")
@@ -52,19 +59,35 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--step", default=None, help="step number (seq) or step id")
     show.set_defaults(handler=_show)
     for module_name in FEATURE_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        register = getattr(module, "register_cli", None)
-        if register is not None:
-            register(sub, common)
+        _register_feature(module_name, sub, common)
     return parser
 
 
+def _register_feature(module_name: str, sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add a feature module's sub-commands; a broken module costs its commands, not the CLI."""
+    try:
+        module = importlib.import_module(module_name)
+        register = getattr(module, "register_cli", None)
+        if register is not None:
+            register(sub, common)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return  # not part of this installation
+        _warn_unavailable(module_name, exc)
+    except Exception as exc:
+        _warn_unavailable(module_name, exc)
+
+
+def _warn_unavailable(module_name: str, exc: Exception) -> None:
+    print(
+        f"rlam: the commands of {module_name} are unavailable "
+        f"({type(exc).__name__}: {exc}); reinstall rlam-jupyter if this persists",
+        file=sys.stderr,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one sub-command; returns its exit code (see the module docstring)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
@@ -76,6 +99,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RlamError as exc:
         print(f"rlam {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `rlam show RUN | head`
+        sys.stderr.close()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print(f"rlam {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(
+            f"rlam {args.command}: internal error (exit {EXIT_INTERNAL}); this is a bug, "
+            "please report it with the traceback above",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:

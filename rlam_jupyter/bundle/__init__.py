@@ -1,0 +1,36 @@
+"""Provenance bundles: export a notebook with its trace, verify it anywhere, import it.
+
+``export`` writes one deterministic zip; ``verify_bundle`` checks it (hashes, graph,
+environment, optionally re-execution in a fresh process); ``import_bundle`` makes
+its runs browsable and forkable in another store. ``rlam export|verify|import``
+(``register_cli``) and ``%rlam export|import`` are registered from here.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rlam_jupyter.bundle.archive import Limits
+from rlam_jupyter.bundle.commands import register_cli, register_magics
+from rlam_jupyter.bundle.export import ExportResult, export
+from rlam_jupyter.bundle.importer import ImportResult, import_bundle
+from rlam_jupyter.bundle.problems import BundleError, Problem
+from rlam_jupyter.bundle.verify import VerifyReport, verify_bundle
+
+if "rlam_jupyter.magics" in sys.modules:
+    # Only a kernel that loaded the magics needs the notebook commands; the CLI
+    # then does not pay for importing IPython.
+    register_magics()
+
+__all__ = [
+    "BundleError",
+    "ExportResult",
+    "ImportResult",
+    "Limits",
+    "Problem",
+    "VerifyReport",
+    "export",
+    "import_bundle",
+    "register_cli",
+    "verify_bundle",
+]

@@ -1,0 +1,300 @@
+"""``export``: one deterministic zip with a notebook and everything needed to check it.
+
+The same runs exported twice give the same bytes: tables are sorted on every column,
+JSON has sorted keys, the zip has fixed timestamps, and nothing in the bundle depends
+on when or where the export ran.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rlam_jupyter.bundle import format as fmt
+from rlam_jupyter.bundle.archive import write_deterministic_zip
+from rlam_jupyter.bundle.collect import TraceSlice, arrow_of, collect, select_runs
+from rlam_jupyter.bundle.notebook import annotate, referenced_runs, step_cells
+from rlam_jupyter.bundle.problems import BundleError, Problem
+from rlam_jupyter.bundle.prov_json import build_prov
+from rlam_jupyter.bundle.ro_crate import build_ro_crate
+from rlam_jupyter.bundle.trace_rows import TraceRows
+from rlam_jupyter.errors import RlamError
+from rlam_jupyter.hashing import hash_file
+from rlam_jupyter.store.catalog import connect
+from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.schema import SCHEMA_VERSION
+
+
+def producer() -> str:
+    from rlam_jupyter import __version__
+
+    return f"rlam-jupyter {__version__}"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where the bundle went and what is in it."""
+
+    path: Path
+    run_ids: tuple[str, ...]
+    steps: int
+    objects: int
+    files: int
+    size_bytes: int
+    bundle_hash: str
+    notebook: str | None = None
+    steps_without_cell: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def summary(self) -> str:
+        notebook = f", notebook {self.notebook}" if self.notebook else ", no notebook"
+        lines = [
+            f"exported {len(self.run_ids)} run(s), {self.steps} step(s), {self.objects} object(s)"
+            f"{notebook} → {self.path} ({self.size_bytes:,} bytes, blake3 {self.bundle_hash[:16]})",
+        ]
+        lines += [f"note: {n}" for n in self.notes]
+        lines.append(f"check it anywhere with: rlam verify {self.path} --reexecute")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": str(self.path),
+            "run_ids": list(self.run_ids),
+            "steps": self.steps,
+            "objects": self.objects,
+            "files": self.files,
+            "size_bytes": self.size_bytes,
+            "blake3": self.bundle_hash,
+            "notebook": self.notebook,
+            "steps_without_cell": self.steps_without_cell,
+            "notes": list(self.notes),
+        }
+
+
+def export(
+    notebook: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    runs: Sequence[str] | None = None,
+    store: str | os.PathLike[str] | StoreLayout | None = None,
+    *,
+    include_objects: bool = True,
+    include_llm_content: bool = True,
+) -> ExportResult:
+    """Write a provenance bundle (zip) of ``runs`` and, if given, their ``notebook``.
+
+    Without ``runs``: the runs the notebook's cells came from, or every run in the
+    store when no notebook is given. Fork ancestors are always included. Raises
+    :class:`RlamError` naming what is missing (a run, the notebook, an object).
+    """
+    layout = store if isinstance(store, StoreLayout) else resolve_store(store)
+    con = connect(layout)
+    notebook_path = Path(notebook) if notebook is not None else None
+    notebook_bytes = None
+    if notebook_path is not None:
+        try:
+            notebook_bytes = notebook_path.read_bytes()
+        except OSError as exc:
+            raise RlamError(
+                f"cannot read the notebook {notebook_path}: {exc.strerror or exc}; "
+                "pass the path of a saved .ipynb file"
+            ) from None
+    refs: Sequence[str] | None = runs
+    if not refs and notebook_bytes is not None:
+        all_steps = _cell_columns(con)
+        try:
+            found = referenced_runs(notebook_bytes, step_cells(all_steps, _all_runs(all_steps)))
+        except ValueError as exc:
+            raise RlamError(f"{notebook_path} is not a notebook: {exc}") from None
+        if not found:
+            raise RlamError(
+                f"no run in the store at {layout.root} came from {notebook_path}; "
+                "run its %%rlam cells first, or name the runs with --runs"
+            )
+        refs = sorted(found)
+    run_ids = select_runs(con, refs)
+    trace = collect(con, run_ids, llm_content=include_llm_content)
+    con.close()
+    entries, info = _entries(layout, trace, notebook_path, notebook_bytes, include_objects)
+    rows = info["rows"]
+    assert isinstance(rows, TraceRows)
+    files = {name: (_blake3(data), len(data)) for name, data in entries.items()}
+    notebook_entry = info["notebook"] if isinstance(info["notebook"], str) else None
+    crate = build_ro_crate(rows, files, producer=producer(), notebook=notebook_entry)
+    entries[fmt.RO_CRATE] = fmt.json_bytes(crate)
+    files[fmt.RO_CRATE] = (_blake3(entries[fmt.RO_CRATE]), len(entries[fmt.RO_CRATE]))
+    manifest = fmt.Manifest(
+        files={p: fmt.FileEntry(p, h, n) for p, (h, n) in files.items()},
+        runs=[{"run_id": r["run_id"], "name": r["name"], "status": r["status"]} for r in rows.runs],
+        schema_version=SCHEMA_VERSION,
+        objects_included=include_objects,
+        llm_content_included=include_llm_content,
+        notebook=notebook_entry,
+        producer=producer(),
+    )
+    entries[fmt.MANIFEST] = fmt.json_bytes(manifest.to_json())
+    out_path = Path(out) if out is not None else _default_out(notebook_path, rows)
+    write_deterministic_zip(out_path, entries.items())
+    notes = []
+    unmatched = int(info["unmatched"]) if isinstance(info["unmatched"], int) else 0
+    if notebook_path is not None and unmatched:
+        notes.append(f"{unmatched} step(s) could not be matched to a cell of {notebook_path.name}")
+    if not include_objects:
+        notes.append("objects left out (--no-objects): verify can check hashes, not bytes")
+    return ExportResult(
+        path=out_path.resolve(),
+        run_ids=run_ids,
+        steps=len(rows.steps),
+        objects=sum(1 for name in entries if name.startswith("objects/")),
+        files=len(entries),
+        size_bytes=out_path.stat().st_size,
+        bundle_hash=hash_file(out_path),
+        notebook=notebook_entry,
+        steps_without_cell=unmatched,
+        notes=tuple(notes),
+    )
+
+
+def _cell_columns(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    relation = con.sql(
+        "SELECT run_id, step_id, cell_id, cell_execution_count, cell_source_hash, event_no "
+        "FROM steps"
+    )
+    return arrow_of(relation)
+
+
+def _all_runs(steps: pa.Table) -> set[str]:
+    return set(steps.column("run_id").to_pylist())
+
+
+def _entries(
+    layout: StoreLayout,
+    trace: TraceSlice,
+    notebook_path: Path | None,
+    notebook_bytes: bytes | None,
+    include_objects: bool,
+) -> tuple[dict[str, bytes], dict[str, object]]:
+    entries: dict[str, bytes] = {}
+    for name, table in trace.tables.items():
+        entries[fmt.trace_entry(name)] = parquet_bytes(table)
+    rows = TraceRows.from_tables(trace.tables)
+    if include_objects:
+        entries.update(_objects(layout, rows))
+    fingerprints = {
+        env_id: json.loads(env["fingerprint"]) for env_id, env in sorted(rows.environments.items())
+    }
+    entries[fmt.FINGERPRINTS] = fmt.json_bytes(fingerprints)
+    entries[fmt.LOCK] = lock_text(fingerprints, rows).encode()
+    notebook_entry: str | None = None
+    unmatched: list[str] = []
+    if notebook_path is not None and notebook_bytes is not None:
+        try:
+            annotated, unmatched = annotate(
+                notebook_bytes, step_cells(trace.tables["steps"], trace.run_ids)
+            )
+        except ValueError as exc:
+            raise RlamError(f"{notebook_path} is not a notebook: {exc}") from None
+        notebook_entry = fmt.NOTEBOOK_DIR + _safe_notebook_name(notebook_path.name)
+        entries[notebook_entry] = annotated
+    entries[fmt.PROV] = fmt.json_bytes(build_prov(rows, producer()))
+    return entries, {"rows": rows, "notebook": notebook_entry, "unmatched": len(unmatched)}
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """A trace table as Parquet (zstd); identical tables give identical bytes."""
+    table = table.replace_schema_metadata({"rlam.schema_version": str(SCHEMA_VERSION)})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", write_statistics=True)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _objects(layout: StoreLayout, rows: TraceRows) -> dict[str, bytes]:
+    entries: dict[str, bytes] = {}
+    missing: list[Problem] = []
+    for artifact_id, art in sorted(rows.artifacts.items()):
+        path = art.get("object_path")
+        if not path or path in entries:
+            continue
+        if not fmt.OBJECT_NAME.match(path):
+            missing.append(
+                Problem(path, f"artifact {artifact_id[:12]} has a malformed object path")
+            )
+            continue
+        try:
+            entries[path] = (layout.root / path).read_bytes()
+        except FileNotFoundError:
+            missing.append(
+                Problem(
+                    path,
+                    f"object of artifact {art.get('name')!r} (step {art.get('step_id')}) "
+                    "is missing from the store",
+                )
+            )
+    if missing:
+        raise BundleError(
+            missing,
+            f"cannot export: {len(missing)} object(s) missing from the store at {layout.root} "
+            "(re-run their steps, or export with --no-objects to ship hashes only)",
+        )
+    return entries
+
+
+def lock_text(fingerprints: dict[str, dict[str, object]], rows: TraceRows) -> str:
+    """A ``pip freeze``-style lock per recorded environment (the current one if none)."""
+    sections = []
+    for env_id, data in fingerprints.items():
+        runs = sorted(r["name"] for r in rows.runs if r.get("env_id") == env_id)
+        python = data.get("python") if isinstance(data.get("python"), dict) else {}
+        packages = data.get("packages") if isinstance(data.get("packages"), dict) else {}
+        assert isinstance(python, dict)
+        assert isinstance(packages, dict)
+        header = [
+            f"# environment {env_id}",
+            f"# python {python.get('version', '?')} ({python.get('implementation', '?')})",
+            f"# runs: {', '.join(runs) or '-'}",
+        ]
+        sections.append("\n".join(header + [f"{n}=={v}" for n, v in sorted(packages.items())]))
+    if not sections:
+        current = sorted(
+            {
+                f"{d.metadata['Name'].lower().replace('_', '-')}=={d.version}"
+                for d in importlib.metadata.distributions()
+                if d.metadata["Name"]
+            }
+        )
+        sections.append(
+            "\n".join(["# no fingerprint recorded: the exporting environment", *current])
+        )
+    return "\n\n".join(sections) + "\n"
+
+
+def _blake3(data: bytes) -> str:
+    import blake3
+
+    return str(blake3.blake3(data).hexdigest())
+
+
+def _safe_notebook_name(name: str) -> str:
+    stem = name[: -len(".ipynb")] if name.endswith(".ipynb") else name
+    stem = re.sub(r"[^A-Za-z0-9._ -]+", "_", stem).strip(" .") or "notebook"
+    if not stem[0].isalnum():
+        stem = "n" + stem
+    return f"{stem[:180]}.ipynb"
+
+
+def _default_out(notebook: Path | None, rows: TraceRows) -> Path:
+    if notebook is not None:
+        stem = (
+            notebook.name[: -len(".ipynb")] if notebook.name.endswith(".ipynb") else notebook.stem
+        )
+        return notebook.with_name(f"{stem}.rlam.zip")
+    name = rows.runs[0]["name"] if len(rows.runs) == 1 else f"{len(rows.runs)}-runs"
+    return Path.cwd() / f"rlam-{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}.zip"

@@ -1,0 +1,153 @@
+"""Match a notebook's cells to the recorded steps and write the run/step ids into cell metadata.
+
+Three clues, strongest first: the cell id the front end sent with the step; the
+``{"rlam": {"run_id", "step_ids"}}`` metadata of a ``%%rlam`` cell's output; the
+blake3 hash of the cell body (which survives a notebook saved without outputs),
+narrowed by the execution count when the same body ran more than once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from rlam_jupyter.hashing import digest_bytes
+
+
+@dataclass(frozen=True)
+class StepCell:
+    """What the trace recorded about the cell a step came from."""
+
+    run_id: str
+    step_id: str
+    cell_id: str | None
+    execution_count: int | None
+    source_hash: str | None
+
+
+def step_cells(steps: pa.Table, run_ids: Iterable[str]) -> list[StepCell]:
+    """The cell clues of every step of ``run_ids`` (newest record of each step)."""
+    wanted = set(run_ids)
+    latest: dict[str, StepCell] = {}
+    rows = steps.select(
+        ["run_id", "step_id", "cell_id", "cell_execution_count", "cell_source_hash", "event_no"]
+    ).to_pylist()
+    for row in sorted(rows, key=lambda r: r["event_no"] or 0):
+        if row["run_id"] in wanted:
+            latest[row["step_id"]] = StepCell(
+                row["run_id"],
+                row["step_id"],
+                row["cell_id"],
+                row["cell_execution_count"],
+                row["cell_source_hash"],
+            )
+    return [latest[k] for k in sorted(latest)]
+
+
+def body_hashes(source: str) -> set[str]:
+    """Hashes a ``%%rlam`` cell's body may have been recorded with (IPython adds a newline)."""
+    first, _, body = source.partition("\n")
+    if not first.lstrip().startswith("%%rlam"):
+        return set()
+    variants = {body, body + "\n", body.rstrip("\n") + "\n"}
+    return {digest_bytes("cell", v.encode()) for v in variants}
+
+
+def annotate(notebook_bytes: bytes, steps: list[StepCell]) -> tuple[bytes, list[str]]:
+    """The notebook with ``metadata.rlam`` on each matched cell, and the step ids left unmatched.
+
+    Raises ``ValueError`` when the file is not a notebook.
+    """
+    notebook = json.loads(notebook_bytes)
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        raise ValueError("not a Jupyter notebook (no 'cells' list)")
+    by_id = {s.step_id: s for s in steps}
+    by_cell_id: dict[str, list[StepCell]] = defaultdict(list)
+    by_hash: dict[str, list[StepCell]] = defaultdict(list)
+    for step in steps:
+        if step.cell_id:
+            by_cell_id[step.cell_id].append(step)
+        if step.source_hash:
+            by_hash[step.source_hash].append(step)
+    matched: set[str] = set()
+    for cell in notebook["cells"]:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        found: dict[str, str] = {}
+        for step in by_cell_id.get(str(cell.get("id")), []):
+            found.setdefault(step.step_id, "cell_id")
+        for step_id in _output_step_ids(cell):
+            if step_id in by_id:
+                found.setdefault(step_id, "output_metadata")
+        source = _source(cell.get("source", ""))
+        candidates = [s for h in body_hashes(source) for s in by_hash.get(h, [])]
+        count = cell.get("execution_count")
+        exact = [s for s in candidates if count is not None and s.execution_count == count]
+        for step in exact or candidates:
+            found.setdefault(step.step_id, "source_hash")
+        metadata = cell.setdefault("metadata", {})
+        if not isinstance(metadata, dict):
+            continue
+        metadata.pop("rlam", None)
+        if found:
+            ids = sorted(found)
+            metadata["rlam"] = {
+                "run_ids": sorted({by_id[i].run_id for i in ids}),
+                "step_ids": ids,
+                "matched_by": sorted(set(found.values())),
+            }
+            matched.update(ids)
+    unmatched = sorted(set(by_id) - matched)
+    meta = notebook.setdefault("metadata", {})
+    if isinstance(meta, dict):
+        meta["rlam"] = {
+            "run_ids": sorted({s.run_id for s in steps}),
+            "steps_without_cell": len(unmatched),
+        }
+    text = json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    return text.encode(), unmatched
+
+
+def _source(source: Any) -> str:
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def _output_step_ids(cell: dict[str, Any]) -> list[str]:
+    ids: list[str] = []
+    for output in cell.get("outputs", []) or []:
+        meta = output.get("metadata") if isinstance(output, dict) else None
+        rlam = meta.get("rlam") if isinstance(meta, dict) else None
+        if isinstance(rlam, dict) and isinstance(rlam.get("step_ids"), list):
+            ids.extend(str(i) for i in rlam["step_ids"])
+    return ids
+
+
+def referenced_runs(notebook_bytes: bytes, steps: list[StepCell]) -> set[str]:
+    """Run ids the notebook's cells came from (by output metadata, cell id or body hash)."""
+    notebook = json.loads(notebook_bytes)
+    cells = notebook.get("cells", []) if isinstance(notebook, dict) else []
+    by_hash: dict[str, set[str]] = defaultdict(set)
+    by_cell_id: dict[str, set[str]] = defaultdict(set)
+    for step in steps:
+        if step.source_hash:
+            by_hash[step.source_hash].add(step.run_id)
+        if step.cell_id:
+            by_cell_id[step.cell_id].add(step.run_id)
+    found: set[str] = set()
+    for cell in cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        for output in cell.get("outputs", []) or []:
+            meta = output.get("metadata") if isinstance(output, dict) else None
+            rlam = meta.get("rlam") if isinstance(meta, dict) else None
+            if isinstance(rlam, dict) and isinstance(rlam.get("run_id"), str):
+                found.add(rlam["run_id"])
+        found |= by_cell_id.get(str(cell.get("id")), set())
+        for digest in body_hashes(_source(cell.get("source", ""))):
+            found |= by_hash.get(digest, set())
+    return found

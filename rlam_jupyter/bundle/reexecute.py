@@ -1,0 +1,216 @@
+"""Re-execute a bundle's steps in a fresh process and compare output hashes with the record.
+
+``verify --reexecute`` imports the bundle into a scratch store and runs this module
+as ``python -m rlam_jupyter.bundle.reexecute``, so nothing from the calling process
+(a kernel's state, monkey patches, already-seeded generators) leaks into the check.
+When :func:`rlam_jupyter.replay.replay` is available it does the work
+(``verify=True``); otherwise each step is re-run here through the :class:`Engine`
+on its recorded inputs, parameters and seed. Either way a step is ``identical``,
+``diverged``, a ``reproduced failure``, or skipped with the reason (external steps
+are restored, never re-run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rlam_jupyter.bundle.trace_rows import json_field
+
+if TYPE_CHECKING:
+    from rlam_jupyter.engine import Engine, Run
+    from rlam_jupyter.objects import ObjectStore
+
+IDENTICAL = "identical"
+DIVERGED = "diverged"
+REPRODUCED_FAILURE = "reproduced failure"
+NOT_REEXECUTABLE = "not re-executable"
+SKIPPED = "skipped"
+FAILING = (DIVERGED, NOT_REEXECUTABLE)
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    run_id: str
+    seq: int
+    step_id: str
+    action: str
+    outcome: str
+    detail: str = ""
+
+
+def reexecute_in_fresh_process(
+    store: Path, run_ids: Sequence[str], modules: Sequence[str] = (), timeout: float = 3600
+) -> tuple[str, list[StepOutcome]]:
+    """Run :func:`main` in a new interpreter; returns (engine used, outcomes)."""
+    command = [sys.executable, "-m", "rlam_jupyter.bundle.reexecute", "--store", str(store)]
+    for module in modules:
+        command += ["--import", module]
+    command += list(run_ids)
+    env = dict(os.environ)
+    env.pop("RLAM_HOME", None)
+    with tempfile.TemporaryDirectory(prefix="rlam-reexec-") as cwd:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, check=False
+        )
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        raise RuntimeError("re-execution process failed: " + " | ".join(tail))
+    payload = json.loads(done.stdout.strip().splitlines()[-1])
+    return str(payload["engine"]), [StepOutcome(**o) for o in payload["outcomes"]]
+
+
+def reexecute(store: Path, run_ids: Sequence[str]) -> tuple[str, list[StepOutcome]]:
+    """Re-execute the runs' own steps (a fork's prefix is checked with its parent)."""
+    try:
+        replay_module = importlib.import_module("rlam_jupyter.replay")
+    except ModuleNotFoundError:
+        replay_module = None
+    replay = getattr(replay_module, "replay", None)
+    if replay is not None:
+        return "replay", _with_replay(replay, store, run_ids)
+    return "engine", _with_engine(store, run_ids)
+
+
+def _with_replay(replay: Any, store: Path, run_ids: Sequence[str]) -> list[StepOutcome]:
+    outcomes = []
+    for run_id in run_ids:
+        report = replay(run_id, verify=True, store=str(store), namespace={})
+        for step in report.steps:
+            if getattr(step, "inherited_from", None):
+                continue
+            verdict = step.verify or ""
+            if verdict == IDENTICAL:
+                outcome = IDENTICAL
+            elif verdict == DIVERGED:
+                outcome = DIVERGED
+            elif step.status == "failed":
+                outcome = REPRODUCED_FAILURE if verdict == IDENTICAL else SKIPPED
+            elif step.status in ("missing", "unrestorable"):
+                outcome = NOT_REEXECUTABLE
+            else:
+                outcome = SKIPPED
+            detail = "; ".join([verdict, step.detail, *step.differences]).strip("; ")
+            outcomes.append(
+                StepOutcome(run_id, step.seq, step.step_id, step.action, outcome, detail)
+            )
+    return outcomes
+
+
+def _with_engine(store: Path, run_ids: Sequence[str]) -> list[StepOutcome]:
+    from rlam_jupyter.actions import registry
+    from rlam_jupyter.engine import Engine
+    from rlam_jupyter.objects import ObjectStore
+    from rlam_jupyter.store.catalog import connect
+    from rlam_jupyter.store.layout import StoreLayout
+
+    layout = StoreLayout(store)
+    con = connect(layout)
+    objects = ObjectStore(layout)
+    artifacts: dict[str, tuple[str, str | None]] = {
+        row[0]: (row[1], row[2])
+        for row in con.execute("SELECT artifact_id, kind, object_path FROM artifacts").fetchall()
+    }
+    outcomes: list[StepOutcome] = []
+    with tempfile.TemporaryDirectory(prefix="rlam-reexec-store-") as scratch:
+        engine = Engine(scratch, registry=registry())
+        for run_id in run_ids:
+            name, seed = con.execute(
+                "SELECT name, seed FROM runs WHERE run_id = ?", [run_id]
+            ).fetchone() or (run_id, 0)
+            relation = con.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY seq", [run_id])
+            columns = [d[0] for d in relation.description]
+            run = engine.start_run(f"verify-{name}", int(seed))
+            for values in relation.fetchall():
+                step = dict(zip(columns, values, strict=True))
+                kind, detail = _reexecute_step(engine, run, step, artifacts, objects)
+                outcomes.append(
+                    StepOutcome(run_id, step["seq"], step["step_id"], step["action"], kind, detail)
+                )
+            engine.end_run(run)
+    con.close()
+    return outcomes
+
+
+def _reexecute_step(
+    engine: Engine,
+    run: Run,
+    step: dict[str, Any],
+    artifacts: dict[str, tuple[str, str | None]],
+    objects: ObjectStore,
+) -> tuple[str, str]:
+    """Re-run one recorded step through the engine on its recorded inputs: (outcome, detail)."""
+    from rlam_jupyter.engine import Binding
+    from rlam_jupyter.proposal import Proposal
+
+    status = step["status"]
+    if status == "rejected":
+        return SKIPPED, "refused proposal: nothing ran"
+    if status not in ("succeeded", "cached", "failed"):
+        return SKIPPED, f"never finished (last status {status})"
+    if step.get("determinism") == "external":
+        return SKIPPED, "external: recorded outputs are restored, never re-run"
+    if step["action"] not in engine.registry:
+        return NOT_REEXECUTABLE, (
+            f"action {step['action']!r} is not registered here; pass --import MODULE "
+            "with the module that defines it"
+        )
+    bindings, missing = {}, []
+    for pname, artifact_id in json_field(step, "inputs", {}).items():
+        kind, path = artifacts.get(artifact_id, ("", None))
+        if not path or not objects.exists(path):
+            missing.append(pname)
+            continue
+        name = f"_input_{pname}"
+        bindings[name] = Binding(name, artifact_id, "", kind, path, objects.get(path))
+    if missing:
+        return NOT_REEXECUTABLE, f"input(s) {missing} cannot be restored (no object)"
+    run.bindings = bindings
+    run.next_seq = int(step["seq"])
+    proposal = Proposal(
+        step["action"],
+        json_field(step, "params", {}),
+        {name.removeprefix("_input_"): name for name in bindings},
+        tuple(json_field(step, "targets", [])),
+        origin="verify",
+    )
+    result = engine.execute(run, proposal, use_cache=False)
+    recorded = json_field(step, "outputs", {})
+    if status == "failed":
+        got = result.error.type if result.error else result.status
+        same = result.status == "failed" and got == step.get("error_type")
+        return (REPRODUCED_FAILURE if same else DIVERGED), (
+            f"recorded {step.get('error_type')}, re-execution gave {got}"
+        )
+    if result.status == "succeeded" and dict(result.outputs) == recorded:
+        return IDENTICAL, ""
+    if result.error is not None:
+        return DIVERGED, f"now fails: {result.error.type}: {result.error.message}"
+    differing = sorted(n for n in recorded if result.outputs.get(n) != recorded[n])
+    return DIVERGED, f"output(s) {differing} have other hashes"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rlam_jupyter.bundle.reexecute")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--import", dest="modules", action="append", default=[])
+    parser.add_argument("run_ids", nargs="+")
+    args = parser.parse_args(argv)
+    for module in args.modules:
+        importlib.import_module(module)
+    engine, outcomes = reexecute(Path(args.store), args.run_ids)
+    print(json.dumps({"engine": engine, "outcomes": [asdict(o) for o in outcomes]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
