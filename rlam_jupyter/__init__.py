@@ -28,6 +28,16 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
     ipython.register_magics(RlamMagics)
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where ``pip install`` put the built sidebar (JupyterLab ≥ 4 finds it there)."""
+    return [{"src": "labextension", "dest": "rlam-jupyter"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The trace browser's REST API (``/rlam/api/``), loaded by ``jupyter server``/``lab``."""
+    return [{"module": "rlam_jupyter.server"}]
+
+
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """Close open runs so their journals are complete."""
     from rlam_jupyter.magics import close_session

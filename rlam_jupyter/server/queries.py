@@ -1,0 +1,377 @@
+"""The trace browser's questions, as DuckDB queries over the documented views.
+
+Shared by the REST API (sidebar) and the inline anywidget browser, so both show the
+same data. Every function takes an open ``connect()`` connection and returns plain
+JSON-ready values (timestamps as ISO strings, JSON columns parsed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from rlam_jupyter.errors import RlamError
+
+Connection = duckdb.DuckDBPyConnection
+Row = dict[str, Any]
+
+MAX_PAGE = 500
+"""Largest page of steps one request may ask for (the sidebar asks for 100)."""
+
+PROBLEM_STATUSES = ("failed", "rejected")
+
+STEP_SUMMARY_COLUMNS = (
+    "seq, step_id, run_id, action, status, duration_ms, seed, cached_from, outputs, "
+    "error_type, error_message, recovers, determinism, started_at, inherited_depth"
+)
+
+
+class NotFoundError(RlamError):
+    """The run, step or artifact asked for is not in the store."""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def rows(con: Connection, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    """Result rows as JSON-ready dicts."""
+    cursor = con.execute(sql, list(params))
+    names = [d[0] for d in cursor.description or ()]
+    return [{k: _plain(v) for k, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        return default
+
+
+def runs(con: Connection) -> list[Row]:
+    """Every run with its step counts; forks carry ``parent_run_id`` and ``fork_seq``.
+
+    ``steps`` counts the run's own steps; ``shared`` the prefix a fork inherits.
+    """
+    result = rows(
+        con,
+        """
+        SELECT r.run_id, r.name, r.seed, r.status, r.parent_run_id, r.fork_seq, r.notebook,
+               r.created_at, r.ended_at, r.env_id,
+               count(s.step_id) AS steps,
+               count(*) FILTER (WHERE s.status = 'failed') AS failed,
+               count(*) FILTER (WHERE s.status = 'rejected') AS rejected,
+               count(*) FILTER (WHERE s.status = 'cached') AS cached,
+               max(s.seq) AS last_seq
+        FROM runs r LEFT JOIN steps s USING (run_id)
+        GROUP BY ALL
+        ORDER BY r.created_at, r.run_id
+        """,
+    )
+    for run in result:
+        run["shared"] = max(0, int(run["fork_seq"]) - 1) if run["fork_seq"] else 0
+    return result
+
+
+def run(con: Connection, run_id: str) -> Row:
+    found = rows(con, "SELECT * EXCLUDE (event_no) FROM runs WHERE run_id = ?", [run_id])
+    if not found:
+        raise NotFoundError(f"no run {run_id!r} in this store")
+    return found[0]
+
+
+def _step_filters(statuses: Sequence[str], actions: Sequence[str]) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if statuses:
+        clauses.append("list_contains(?, status)")
+        params.append(list(statuses))
+    if actions:
+        clauses.append("list_contains(?, action)")
+        params.append(list(actions))
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def steps_page(
+    con: Connection,
+    run_id: str,
+    *,
+    offset: int = 0,
+    limit: int = 100,
+    statuses: Sequence[str] = (),
+    actions: Sequence[str] = (),
+) -> Row:
+    """One page of a run's steps (a fork's inherited prefix included), in ``seq`` order.
+
+    ``total`` counts the steps matching the filters; ``counts`` counts every status of
+    the whole run, so a front end can show "3 failed" while showing a filtered page.
+    """
+    run(con, run_id)
+    if offset < 0 or not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"offset must be ≥ 0 and limit between 1 and {MAX_PAGE}")
+    where, params = _step_filters(statuses, actions)
+    source = f"(SELECT * FROM run_steps(?)){where}"
+    page = rows(
+        con,
+        f"SELECT {STEP_SUMMARY_COLUMNS} FROM {source} ORDER BY seq LIMIT ? OFFSET ?",
+        [run_id, *params, limit, offset],
+    )
+    for step in page:
+        step["outputs"] = _loads(step["outputs"], {})
+        step["inherited"] = bool(step.pop("inherited_depth"))
+    total_row = con.execute(f"SELECT count(*) FROM {source}", [run_id, *params]).fetchone()
+    counts = dict(
+        con.execute(
+            "SELECT status, count(*) FROM run_steps(?) GROUP BY status", [run_id]
+        ).fetchall()
+    )
+    action_names = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT action FROM run_steps(?) ORDER BY action", [run_id]
+        ).fetchall()
+    ]
+    return {
+        "run_id": run_id,
+        "offset": offset,
+        "limit": limit,
+        "total": int(total_row[0]) if total_row else 0,
+        "counts": {str(k): int(v) for k, v in counts.items()},
+        "actions": action_names,
+        "steps": page,
+    }
+
+
+def step(con: Connection, run_id: str, seq: int) -> Row:
+    """Everything about one step: parameters, where its inputs came from, its outputs
+    with previews, its error, its status history, environment, approvals and LLM call."""
+    found = rows(
+        con,
+        "SELECT * EXCLUDE (event_no) FROM run_steps(?) WHERE seq = ?",
+        [run_id, seq],
+    )
+    if not found:
+        run(con, run_id)
+        raise NotFoundError(f"run {run_id} has no step {seq}")
+    detail = found[0]
+    detail["inherited"] = bool(detail.pop("inherited_depth"))
+    for key, default in (
+        ("params", {}),
+        ("inputs", {}),
+        ("input_names", {}),
+        ("outputs", {}),
+        ("targets", []),
+    ):
+        detail[key] = _loads(detail[key], default)
+    step_id = detail["step_id"]
+    detail["input_links"] = _input_links(con, run_id, seq, detail["inputs"], detail["input_names"])
+    detail["output_artifacts"] = _output_artifacts(con, detail)
+    detail["events"] = rows(
+        con,
+        "SELECT status, recorded_at, event_no FROM step_events WHERE step_id = ? ORDER BY event_no",
+        [step_id],
+    )
+    detail["recovered_by"] = [
+        r["src"]
+        for r in rows(
+            con,
+            "SELECT DISTINCT src FROM edges WHERE type = 'recovers' AND dst = ? ORDER BY src",
+            [step_id],
+        )
+    ]
+    detail["approvals"] = rows(
+        con,
+        "SELECT decision, reason, edited_params, decided_by, decided_at FROM approvals "
+        "WHERE step_id = ? ORDER BY event_no",
+        [step_id],
+    )
+    detail["llm_call"] = _llm_call(con, detail.get("proposed_by"))
+    run_env = run(con, detail["run_id"]).get("env_id")
+    detail["environment"] = {
+        "env_id": detail.get("env_id"),
+        "same_as_run": detail.get("env_id") == run_env,
+        "fingerprint": _fingerprint(con, detail.get("env_id")),
+    }
+    return detail
+
+
+def _input_links(
+    con: Connection,
+    run_id: str,
+    seq: int,
+    input_ids: dict[str, Any],
+    input_names: dict[str, Any],
+) -> list[Row]:
+    """For each input: the artifact and the step (in this run's lineage) that produced it."""
+    links = []
+    for param, artifact_id in input_ids.items():
+        producer = rows(
+            con,
+            """
+            SELECT s.run_id, s.seq, s.step_id, s.action, a.name AS output
+            FROM artifacts a JOIN run_steps(?) s ON a.step_id = s.step_id
+            WHERE a.artifact_id = ? AND s.seq < ?
+            ORDER BY s.seq DESC LIMIT 1
+            """,
+            [run_id, artifact_id, seq],
+        )
+        links.append(
+            {
+                "param": param,
+                "name": input_names.get(param, param),
+                "artifact_id": artifact_id,
+                "producer": producer[0] if producer else None,
+            }
+        )
+    return links
+
+
+def _output_artifacts(con: Connection, detail: Row) -> list[Row]:
+    outputs: dict[str, str] = detail["outputs"]
+    if not outputs:
+        return []
+    found = {
+        r["artifact_id"]: r
+        for r in rows(
+            con,
+            "SELECT DISTINCT ON (artifact_id) artifact_id, kind, python_type, size_bytes, "
+            "preview, restorable, note FROM artifacts WHERE list_contains(?, artifact_id)",
+            [list(outputs.values())],
+        )
+    }
+    return [
+        {"name": name, "artifact_id": artifact_id, **found.get(artifact_id, {})}
+        for name, artifact_id in outputs.items()
+    ]
+
+
+def _llm_call(con: Connection, call_id: str | None) -> Row | None:
+    if not call_id:
+        return None
+    found = rows(
+        con, "SELECT * EXCLUDE (event_no) FROM llm_calls WHERE call_id = ? LIMIT 1", [call_id]
+    )
+    if not found:
+        return None
+    call = found[0]
+    call["request"] = _loads(call["request"], call["request"])
+    call["response"] = _loads(call["response"], call["response"])
+    return call
+
+
+def _fingerprint(con: Connection, env_id: str | None) -> Any:
+    if not env_id:
+        return None
+    found = con.execute(
+        "SELECT fingerprint FROM environments WHERE env_id = ? LIMIT 1", [env_id]
+    ).fetchone()
+    return _loads(found[0], None) if found else None
+
+
+def artifact(con: Connection, artifact_id: str) -> Row:
+    """An artifact's recorded preview and type, and every step that produced it."""
+    found = rows(
+        con,
+        "SELECT artifact_id, run_id, step_id, name, kind, python_type, size_bytes, preview, "
+        "restorable, note FROM artifacts WHERE artifact_id = ? ORDER BY step_id",
+        [artifact_id],
+    )
+    if not found:
+        raise NotFoundError(f"no artifact {artifact_id!r} in this store")
+    first = dict(found[0])
+    first["produced_by"] = [
+        {"run_id": r["run_id"], "step_id": r["step_id"], "name": r["name"]} for r in found
+    ]
+    return first
+
+
+def graph(con: Connection, run_id: str) -> Row:
+    """The provenance graph of a run (inherited prefix included): step and artifact
+    nodes, typed edges (``used``, ``generated``, ``derived_from``, ``recovers``, ...)."""
+    run(con, run_id)
+    step_nodes = rows(
+        con,
+        "SELECT step_id AS id, 'step' AS kind, seq, action, status, run_id "
+        "FROM run_steps(?) ORDER BY seq",
+        [run_id],
+    )
+    step_ids = [n["id"] for n in step_nodes]
+    edge_rows = rows(
+        con,
+        """
+        SELECT DISTINCT src, dst, type, role FROM edges
+        WHERE list_contains(?, src) OR list_contains(?, dst) OR src = ?
+        ORDER BY type, src, dst
+        """,
+        [step_ids, step_ids, run_id],
+    )
+    artifact_ids = sorted(
+        {
+            e["dst"] if e["src"] in step_ids else e["src"]
+            for e in edge_rows
+            if e["type"] in ("used", "generated")
+        }
+    )
+    artifact_nodes = rows(
+        con,
+        "SELECT DISTINCT ON (artifact_id) artifact_id AS id, 'artifact' AS kind, name, "
+        "python_type FROM artifacts WHERE list_contains(?, artifact_id) ORDER BY artifact_id",
+        [artifact_ids],
+    )
+    return {"run_id": run_id, "nodes": step_nodes + artifact_nodes, "edges": edge_rows}
+
+
+def environment(con: Connection, run_id: str) -> Row:
+    """The run's environment fingerprint, and any other environment its steps ran in."""
+    env_id = run(con, run_id).get("env_id")
+    others = [
+        r["env_id"]
+        for r in rows(
+            con,
+            "SELECT DISTINCT env_id FROM run_steps(?) WHERE env_id IS NOT NULL AND env_id <> ? "
+            "ORDER BY env_id",
+            [run_id, env_id or ""],
+        )
+    ]
+    return {
+        "run_id": run_id,
+        "env_id": env_id,
+        "fingerprint": _fingerprint(con, env_id),
+        "other_env_ids": others,
+    }
+
+
+def action_schemas() -> dict[str, Row]:
+    """JSON Schema of every registered action (what the fork form is generated from)."""
+    from rlam_jupyter.actions import registry
+
+    return {
+        name: {
+            "description": spec.description,
+            "determinism": spec.determinism,
+            "inputs": list(spec.inputs),
+            "outputs": list(spec.outputs),
+            "params_schema": spec.params_schema(),
+        }
+        for name, spec in registry().items()
+    }
+
+
+__all__ = [
+    "MAX_PAGE",
+    "NotFoundError",
+    "action_schemas",
+    "artifact",
+    "environment",
+    "graph",
+    "runs",
+    "step",
+    "steps_page",
+]

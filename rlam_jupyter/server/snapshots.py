@@ -1,0 +1,129 @@
+"""Which store a request means, and a reusable DuckDB snapshot of it.
+
+The sidebar sends the notebook's path relative to the server root; its store is the
+``.rlam`` folder beside the notebook (or ``RLAM_HOME`` when the server has it set, since
+kernels inherit it). Paths never leave the root. Snapshots are cached per store and
+rebuilt only when a journal or Parquet file changed, so polling an idle store is a
+``stat`` per file and paging a big run does not re-read its journal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import duckdb
+
+from rlam_jupyter.errors import RlamError
+from rlam_jupyter.store.catalog import connect
+from rlam_jupyter.store.layout import DEFAULT_DIRNAME, StoreLayout
+
+
+class PathError(RlamError):
+    """A ``path`` parameter that is malformed (400) or leaves the server root (403)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def resolve_request_store(root_dir: str | os.PathLike[str], path: str | None) -> StoreLayout:
+    """The store of the notebook (or folder) ``path``, relative to the server root.
+
+    Raises :class:`PathError` for absolute paths, ``..`` segments, NUL bytes, or a path
+    that resolves (through symlinks) outside the root.
+    """
+    root = Path(root_dir).expanduser().resolve()
+    relative = (path or "").strip()
+    if "\x00" in relative:
+        raise PathError("path contains a NUL byte", 400)
+    pure = PurePosixPath(relative.replace("\\", "/"))
+    if pure.is_absolute() or (len(relative) > 1 and relative[1] == ":"):
+        raise PathError(f"path {relative!r} is absolute; give it relative to the server root", 403)
+    if ".." in pure.parts:
+        raise PathError(f"path {relative!r} leaves the server root ('..' is not allowed)", 403)
+    target = (root / pure).resolve()
+    if target != root and root not in target.parents:
+        raise PathError(f"path {relative!r} resolves outside the server root", 403)
+    home = os.environ.get("RLAM_HOME")
+    if home:
+        return StoreLayout(Path(home).expanduser().resolve())
+    folder = target if target.is_dir() or not target.suffix else target.parent
+    return StoreLayout(folder / DEFAULT_DIRNAME)
+
+
+def store_stamp(layout: StoreLayout) -> str:
+    """A short digest of every journal and Parquet file's size and mtime.
+
+    Changes whenever a writer appends or compaction rewrites; costs one ``stat`` per file.
+    """
+    digest = hashlib.blake2b(digest_size=12)
+    for folder, pattern in ((layout.journal_dir, "*/*.jsonl"), (layout.parquet_dir, "**/*")):
+        if not folder.is_dir():
+            continue
+        for file in sorted(folder.glob(pattern)):
+            try:
+                info = file.stat()
+            except OSError:
+                continue
+            digest.update(f"{file}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class Snapshot:
+    """One consistent DuckDB view of a store, valid while its ``stamp`` is current."""
+
+    layout: StoreLayout
+    stamp: str
+    con: duckdb.DuckDBPyConnection
+
+
+def open_snapshot(layout: StoreLayout, stamp: str) -> Snapshot:
+    """``connect()`` plus the newest state of each step materialised once, sorted by
+    run and seq: the ``steps`` view then costs a scan, not a window over every event."""
+    con = connect(layout)
+    con.execute("CREATE TABLE _steps_snapshot AS SELECT * FROM steps ORDER BY run_id, seq")
+    con.execute("CREATE OR REPLACE VIEW steps AS SELECT * FROM _steps_snapshot")
+    return Snapshot(layout, stamp, con)
+
+
+class SnapshotCache:
+    """Snapshots by store folder; a store whose files changed gets a fresh one.
+
+    Not thread-safe by itself: the server runs every query on one worker thread.
+    """
+
+    def __init__(self, max_stores: int = 8) -> None:
+        self._snapshots: dict[Path, Snapshot] = {}
+        self._max = max_stores
+        self._lock = threading.Lock()
+
+    def get(self, layout: StoreLayout) -> Snapshot:
+        stamp = store_stamp(layout)
+        with self._lock:
+            current = self._snapshots.get(layout.root)
+            if current is not None and current.stamp == stamp:
+                return current
+        fresh = open_snapshot(layout, stamp)
+        with self._lock:
+            old = self._snapshots.pop(layout.root, None)
+            self._snapshots[layout.root] = fresh
+            while len(self._snapshots) > self._max:
+                _, evicted = next(iter(self._snapshots.items()))
+                self._snapshots.pop(evicted.layout.root).con.close()
+        if old is not None and old is not fresh:
+            old.con.close()
+        return fresh
+
+    def clear(self) -> None:
+        with self._lock:
+            for snapshot in self._snapshots.values():
+                snapshot.con.close()
+            self._snapshots.clear()
+
+
+__all__ = ["PathError", "Snapshot", "SnapshotCache", "resolve_request_store", "store_stamp"]
