@@ -24,7 +24,14 @@ from rlam_jupyter.cache import CacheEntry, StepCache
 from rlam_jupyter.determinism import derive_seed, generator, pin_seeds
 from rlam_jupyter.errors import StoreWriteError
 from rlam_jupyter.fingerprint import fingerprint
-from rlam_jupyter.hashing import Canonical, canonical_json, canonicalize, digest_bytes, restore
+from rlam_jupyter.hashing import (
+    Canonical,
+    canonical_json,
+    canonicalize,
+    digest_bytes,
+    quick_fingerprint,
+    restore,
+)
 from rlam_jupyter.objects import ObjectStore
 from rlam_jupyter.policy import Approver, Policy, time_limit
 from rlam_jupyter.proposal import PENDING, CheckedProposal, Proposal, ProposalRejected, check
@@ -45,6 +52,9 @@ class Binding:
     object_path: str | None
     value: Any = None
     loaded: bool = True
+    fingerprint: str | None = None
+    """``quick_fingerprint`` of ``value`` when it was last known to equal the recorded
+    artifact: lets ``_verify_inputs`` skip re-encoding an unchanged DataFrame."""
 
 
 @dataclass
@@ -538,6 +548,7 @@ class Engine:
                 )
             binding.value = self.objects.get(binding.object_path)
             binding.loaded = True
+            binding.fingerprint = quick_fingerprint(binding.value)
         return binding.value
 
     def _verify_inputs(self, inputs: Mapping[str, Binding]) -> list[str]:
@@ -548,12 +559,17 @@ class Engine:
             self._value(binding)
             if binding.object_path is None:
                 continue
+            quick = quick_fingerprint(binding.value)
+            if quick is not None and quick == binding.fingerprint:
+                continue  # unchanged since it was recorded or last verified
             if canonicalize(binding.value).digest != binding.artifact_id:
                 binding.value = self.objects.get(binding.object_path)
+                quick = quick_fingerprint(binding.value)
                 notes.append(
                     f"{binding.name!r} was modified in place after it was recorded; "
                     f"the step received the recorded value ({binding.artifact_id[:10]})"
                 )
+            binding.fingerprint = quick
         return notes
 
     @staticmethod
@@ -659,11 +675,17 @@ class Engine:
                         "role": name,
                     },
                 )
-            # Downstream steps get the recorded snapshot, not the live object: the same
-            # bytes (and memory layout) a cache hit or a replay would hand them.
-            snapshot = restore(canonical.kind, canonical.payload) if canonical.restorable else value
+            snapshot = _snapshot(canonical, value)
             bindings.append(
-                Binding(target, canonical.digest, step_id, canonical.kind, path, snapshot)
+                Binding(
+                    target,
+                    canonical.digest,
+                    step_id,
+                    canonical.kind,
+                    path,
+                    snapshot,
+                    fingerprint=quick_fingerprint(snapshot),
+                )
             )
         for pname, artifact_id in input_ids.items():
             self._record_edge(run, step_id, artifact_id, "used", pname)
@@ -822,6 +844,22 @@ class Engine:
             except ProposalRejected as rejection:
                 return self.reject(run, edited, rejection, cell)
         return checked
+
+
+def _snapshot(canonical: Canonical, value: Any) -> Any:
+    """What downstream steps get: the recorded snapshot, not the live object — the same
+    bytes (and memory layout) a cache hit or a replay would hand them.
+
+    scikit-learn estimators are the exception: their pickle round trip is faithful by
+    design (same state, same array layout), so the live object is handed on and the
+    restore (milliseconds for a forest) is skipped. An in-place edit is still caught,
+    because ``_verify_inputs`` re-hashes an input before each use.
+    """
+    if not canonical.restorable:
+        return value
+    if canonical.kind == "pickle" and type(value).__module__.startswith("sklearn."):
+        return value
+    return restore(canonical.kind, canonical.payload)
 
 
 def _split_outputs(spec: ActionSpec, returned: Any) -> dict[str, Any]:

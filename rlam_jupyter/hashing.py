@@ -186,3 +186,53 @@ def restore(kind: str, payload: bytes) -> Any:
 def hash_value(value: Any) -> str:
     """The content hash of any value (see :func:`canonicalize`)."""
     return canonicalize(value).digest
+
+
+_QUICK_DTYPE_KINDS = frozenset("biufcmM")
+"""NumPy dtype kinds whose bytes are the whole value: bool, ints, floats, complex, times."""
+
+
+def quick_fingerprint(value: Any) -> str | None:
+    """A cheap digest of a DataFrame or Series that changes whenever anything its canonical
+    hash depends on changes (type, labels, dtypes, index, values); ``None`` for values it
+    cannot vouch for (object/extension dtypes, MultiIndex, subclasses, other types).
+
+    It never stands in for the canonical hash in the trace: the engine uses it to tell
+    that a bound input is still exactly the recorded value without re-encoding it
+    through Arrow (which costs milliseconds per use).
+    """
+    if type(value).__module__.split(".")[0] != "pandas":
+        return None
+    import numpy as np
+    import pandas as pd
+
+    if type(value) is pd.Series:
+        dtypes = [value.dtype]
+        labels: Any = ("series", repr(value.name))
+    elif type(value) is pd.DataFrame:
+        dtypes = list(value.dtypes)
+        columns = value.columns
+        if type(columns) not in (pd.Index, pd.RangeIndex):
+            return None
+        labels = ("frame", repr(columns.tolist()), str(columns.dtype), repr(columns.name))
+    else:
+        return None
+    if not all(isinstance(d, np.dtype) and d.kind in _QUICK_DTYPE_KINDS for d in dtypes):
+        return None
+    index = value.index
+    dtype_codes = [d.str for d in dtypes if isinstance(d, np.dtype)]
+    hasher = blake3.blake3(repr((labels, dtype_codes, repr(index.name))).encode())
+    if type(index) is pd.RangeIndex:
+        hasher.update(repr(("range", index.start, index.stop, index.step)).encode())
+    elif type(index) is pd.Index and isinstance(index.dtype, np.dtype):
+        if index.dtype.kind not in _QUICK_DTYPE_KINDS:
+            return None
+        hasher.update(index.dtype.str.encode() + b"\0" + index.to_numpy().tobytes())
+    else:
+        return None
+    if isinstance(value, pd.Series) or len(set(dtypes)) <= 1:
+        hasher.update(value.to_numpy().tobytes())
+    else:  # mixed dtypes: column by column, so no value is cast
+        for _, column in value.items():
+            hasher.update(column.to_numpy().tobytes())
+    return str(hasher.hexdigest())

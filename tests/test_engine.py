@@ -265,3 +265,31 @@ def test_names_inherited_by_a_run_load_only_when_a_step_uses_them(
     assert result.ok
     assert run.bindings["data"].loaded
     assert not run.bindings["other"].loaded
+
+
+def test_inputs_edited_in_place_are_caught_and_replaced_by_the_recorded_value(
+    store: Path, actions: Registry
+) -> None:
+    engine = Engine(store, registry=actions)
+    run = engine.start_run("in-place", seed=3)
+    engine.execute_all(run, parse_cell(WORKFLOW.format(C=1.0), actions), use_cache=False)
+    recorded_rows = run.bindings["rows"].value
+    data = run.bindings["data"].value
+    data.loc[len(data)] = data.iloc[0]  # an in-place edit, as a user might make one
+    counted = engine.execute(
+        run, Proposal("count_rows", {}, {"data": "data"}, ("n",)), use_cache=False
+    )
+    assert counted.values["result"] == recorded_rows
+    assert any("modified in place" in note for note in counted.notes)
+    run.bindings["model"].value.coef_[:] = 0.0  # the model is handed on live, not restored
+    scored = engine.execute(
+        run,
+        Proposal("evaluate", {}, {"model": "model", "X": "X_test_s", "y": "y_test"}, ("m",)),
+        use_cache=False,
+    )
+    assert scored.values["result"] == run.bindings["metrics"].value
+    assert any("'model' was modified in place" in note for note in scored.notes)
+    again = engine.execute(
+        run, Proposal("count_rows", {}, {"data": "data"}, ("n2",)), use_cache=False
+    )
+    assert again.notes == ()  # the restored value is known good: no second note

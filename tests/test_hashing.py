@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlam_jupyter.hashing import canonicalize, hash_value, restore
+from rlam_jupyter.hashing import canonicalize, hash_value, quick_fingerprint, restore
 
 json_values = st.recursive(
     st.none()
@@ -74,3 +77,66 @@ def test_estimators_hash_by_state_and_unpicklables_are_marked() -> None:
     opaque = canonicalize(lambda v: v)
     assert not opaque.restorable
     assert "cannot be restored" in opaque.note
+
+
+def _numeric_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"a": np.arange(6, dtype="float64"), "b": np.arange(6, dtype="int64")},
+        index=pd.Index(np.arange(10, 16), dtype="int64"),
+    )
+
+
+def _set_value(f: pd.DataFrame) -> None:
+    f.iloc[2, 1] = 99
+
+
+def _rename_column(f: pd.DataFrame) -> None:
+    f.columns = pd.Index(["a", "c"])
+
+
+def _change_dtype(f: pd.DataFrame) -> None:
+    f["a"] = f["a"].astype("float32")
+
+
+def _shift_index(f: pd.DataFrame) -> None:
+    f.index = f.index + 1
+
+
+def _name_index(f: pd.DataFrame) -> None:
+    f.index.name = "row"
+
+
+def _add_column(f: pd.DataFrame) -> None:
+    f["d"] = 1.0
+
+
+@pytest.mark.parametrize(
+    "edit", [_set_value, _rename_column, _change_dtype, _shift_index, _name_index, _add_column]
+)
+def test_quick_fingerprint_changes_with_everything_the_canonical_hash_sees(
+    edit: Callable[[pd.DataFrame], None],
+) -> None:
+    frame = _numeric_frame()
+    base = quick_fingerprint(frame)
+    assert base is not None
+    assert base == quick_fingerprint(frame.copy())
+    edited = frame.copy()
+    edit(edited)
+    assert canonicalize(edited).digest != canonicalize(frame).digest
+    assert quick_fingerprint(edited) != base
+
+
+def test_quick_fingerprint_of_a_series_sees_its_name() -> None:
+    series = _numeric_frame()["a"]
+    assert quick_fingerprint(series) is not None
+    assert quick_fingerprint(series) != quick_fingerprint(series.rename("z"))
+
+
+def test_quick_fingerprint_refuses_what_it_cannot_vouch_for() -> None:
+    assert quick_fingerprint(pd.DataFrame({"s": ["x", "y"]})) is None
+    assert quick_fingerprint(pd.DataFrame({"o": [object()]})) is None
+    assert quick_fingerprint(pd.DataFrame({"c": pd.Categorical(["a"])})) is None
+    multi = pd.DataFrame(np.zeros((2, 2)), columns=pd.MultiIndex.from_tuples([("a", 1), ("a", 2)]))
+    assert quick_fingerprint(multi) is None
+    assert quick_fingerprint(np.zeros(3)) is None
+    assert quick_fingerprint({"a": 1}) is None
