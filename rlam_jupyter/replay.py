@@ -574,8 +574,8 @@ def _step_differences(a: StepEntry | None, b: StepEntry | None) -> list[str]:
     if a.status != b.status and not (a.ok and b.ok):  # cached = succeeded for a diff
         out.append(f"status: {a.status} → {b.status}")
     out += [f"param {c}" for c in describe_param_changes(a.params, b.params)]
-    if a.seed != b.seed:
-        out.append(f"seed: {a.seed} → {b.seed}")
+    if a.seed != b.seed and "seeded" in (a.determinism, b.determinism):
+        out.append(f"seed: {a.seed} → {b.seed}")  # a pure step's seed changes nothing
     if a.inputs != b.inputs:
         out += [f"input {c}" for c in describe_param_changes(a.inputs, b.inputs)]
     elif a.input_ids != b.input_ids:
