@@ -64,6 +64,13 @@ def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
         metavar="MODULE",
         help="import MODULE before re-executing (registers custom actions); repeatable",
     )
+    verifier.add_argument(
+        "--with",
+        dest="method",
+        choices=("engine", "replay"),
+        default="engine",
+        help="re-execute through the engine (default) or rlam_jupyter.replay",
+    )
     verifier.set_defaults(handler=_verify)
 
     importer = subparsers.add_parser(
@@ -98,7 +105,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    report = verify_bundle(args.bundle, reexecute=args.reexecute, modules=args.modules)
+    report = verify_bundle(
+        args.bundle, reexecute=args.reexecute, modules=args.modules, method=args.method
+    )
     _emit(args, report.to_json(), report.text())
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 

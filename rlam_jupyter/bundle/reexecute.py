@@ -3,11 +3,12 @@
 ``verify --reexecute`` imports the bundle into a scratch store and runs this module
 as ``python -m rlam_jupyter.bundle.reexecute``, so nothing from the calling process
 (a kernel's state, monkey patches, already-seeded generators) leaks into the check.
-When :func:`rlam_jupyter.replay.replay` is available it does the work
-(``verify=True``); otherwise each step is re-run here through the :class:`Engine`
-on its recorded inputs, parameters and seed. Either way a step is ``identical``,
-``diverged``, a ``reproduced failure``, or skipped with the reason (external steps
-are restored, never re-run).
+Two ways to re-execute, same verdicts: ``engine`` (default) re-runs each step through
+:meth:`Engine.execute`, the path that recorded it, on its recorded inputs, parameters
+and seed, loading nothing else; ``replay`` uses :func:`rlam_jupyter.replay.replay`
+with ``verify=True``. A step is ``identical``, ``diverged``, a ``reproduced failure``,
+``not re-executable`` (its action or inputs are missing here) or ``skipped`` with the
+reason (external steps are restored, never re-run; refused proposals never ran).
 """
 
 from __future__ import annotations
@@ -49,10 +50,15 @@ class StepOutcome:
 
 
 def reexecute_in_fresh_process(
-    store: Path, run_ids: Sequence[str], modules: Sequence[str] = (), timeout: float = 3600
+    store: Path,
+    run_ids: Sequence[str],
+    modules: Sequence[str] = (),
+    method: str = "engine",
+    timeout: float = 3600,
 ) -> tuple[str, list[StepOutcome]]:
-    """Run :func:`main` in a new interpreter; returns (engine used, outcomes)."""
+    """Run :func:`main` in a new interpreter; returns (method used, outcomes)."""
     command = [sys.executable, "-m", "rlam_jupyter.bundle.reexecute", "--store", str(store)]
+    command += ["--with", method]
     for module in modules:
         command += ["--import", module]
     command += list(run_ids)
@@ -69,15 +75,16 @@ def reexecute_in_fresh_process(
     return str(payload["engine"]), [StepOutcome(**o) for o in payload["outcomes"]]
 
 
-def reexecute(store: Path, run_ids: Sequence[str]) -> tuple[str, list[StepOutcome]]:
+METHODS = ("engine", "replay")
+
+
+def reexecute(
+    store: Path, run_ids: Sequence[str], method: str = "engine"
+) -> tuple[str, list[StepOutcome]]:
     """Re-execute the runs' own steps (a fork's prefix is checked with its parent)."""
-    try:
+    if method == "replay":
         replay_module = importlib.import_module("rlam_jupyter.replay")
-    except ModuleNotFoundError:
-        replay_module = None
-    replay = getattr(replay_module, "replay", None)
-    if replay is not None:
-        return "replay", _with_replay(replay, store, run_ids)
+        return "replay", _with_replay(replay_module.replay, store, run_ids)
     return "engine", _with_engine(store, run_ids)
 
 
@@ -89,13 +96,11 @@ def _with_replay(replay: Any, store: Path, run_ids: Sequence[str]) -> list[StepO
             if getattr(step, "inherited_from", None):
                 continue
             verdict = step.verify or ""
-            if verdict == IDENTICAL:
-                outcome = IDENTICAL
-            elif verdict == DIVERGED:
-                outcome = DIVERGED
-            elif step.status == "failed":
-                outcome = REPRODUCED_FAILURE if verdict == IDENTICAL else SKIPPED
-            elif step.status in ("missing", "unrestorable"):
+            if step.status == "failed" and verdict == IDENTICAL:
+                outcome = REPRODUCED_FAILURE
+            elif verdict in (IDENTICAL, DIVERGED):
+                outcome = verdict
+            elif step.status in ("missing", "unrestorable") or "not registered" in verdict:
                 outcome = NOT_REEXECUTABLE
             else:
                 outcome = SKIPPED
@@ -203,11 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rlam_jupyter.bundle.reexecute")
     parser.add_argument("--store", required=True)
     parser.add_argument("--import", dest="modules", action="append", default=[])
+    parser.add_argument("--with", dest="method", choices=METHODS, default="engine")
     parser.add_argument("run_ids", nargs="+")
     args = parser.parse_args(argv)
     for module in args.modules:
         importlib.import_module(module)
-    engine, outcomes = reexecute(Path(args.store), args.run_ids)
+    engine, outcomes = reexecute(Path(args.store), args.run_ids, args.method)
     print(json.dumps({"engine": engine, "outcomes": [asdict(o) for o in outcomes]}))
     return 0
 

@@ -86,11 +86,13 @@ def verify_bundle(
     reexecute: bool = False,
     *,
     modules: Sequence[str] = (),
+    method: str = "engine",
     limits: Limits = DEFAULT_LIMITS,
 ) -> VerifyReport:
-    """Check a bundle; ``reexecute`` also replays its steps in a fresh process.
+    """Check a bundle; ``reexecute`` also re-runs its steps in a fresh process.
 
-    ``modules`` are imported in that process first, to register custom actions.
+    ``modules`` are imported in that process first, to register custom actions;
+    ``method`` is ``engine`` or ``replay`` (see :mod:`rlam_jupyter.bundle.reexecute`).
     Re-execution loads the bundle's pickled objects: use it on bundles you trust.
     """
     inspection = inspect_bundle(Path(path), limits)
@@ -98,7 +100,7 @@ def verify_bundle(
         if inspection.rows is not None:
             _check_environment(inspection)
         if reexecute:
-            _check_reexecution(inspection, modules, limits)
+            _check_reexecution(inspection, modules, method, limits)
         report = VerifyReport(
             bundle=Path(path),
             bundle_hash=inspection.manifest_hash,
@@ -164,7 +166,9 @@ def _show(value: Any) -> str:
     return "(absent)" if value is None else str(value)
 
 
-def _check_reexecution(inspection: Inspection, modules: Sequence[str], limits: Limits) -> None:
+def _check_reexecution(
+    inspection: Inspection, modules: Sequence[str], method: str, limits: Limits
+) -> None:
     if not inspection.ok or inspection.rows is None:
         inspection.add(
             Check("re-execution", SKIPPED, "not attempted: the bundle failed the checks above")
@@ -177,7 +181,7 @@ def _check_reexecution(inspection: Inspection, modules: Sequence[str], limits: L
         store = Path(scratch) / "store"
         try:
             import_bundle(inspection.path, store, limits=limits)
-            engine, outcomes = reexecute_in_fresh_process(store, run_ids, modules)
+            used, outcomes = reexecute_in_fresh_process(store, run_ids, modules, method)
         except (BundleError, RuntimeError, OSError, ValueError) as exc:
             inspection.add(
                 Check(
@@ -196,7 +200,7 @@ def _check_reexecution(inspection: Inspection, modules: Sequence[str], limits: L
         if o.outcome in FAILING
     ]
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no steps"
-    where = f"in a fresh process ({'replay' if engine == 'replay' else 'engine'})"
+    where = f"in a fresh process (with {used})"
     inspection.add(
         Check("re-execution", FAILED if problems else OK, f"{summary} — {where}", problems)
     )
