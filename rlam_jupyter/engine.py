@@ -36,6 +36,7 @@ from rlam_jupyter.objects import ObjectStore
 from rlam_jupyter.policy import Approver, Policy, time_limit
 from rlam_jupyter.proposal import PENDING, CheckedProposal, Proposal, ProposalRejected, check
 from rlam_jupyter.run_index import ArtifactRef, RunIndex, StepEntry
+from rlam_jupyter.store.compaction import compact_ended_run
 from rlam_jupyter.store.journal import HOST, JournalWriter, now_us
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
 from rlam_jupyter.trace import CellInfo, StepError, StepResult
@@ -213,6 +214,8 @@ class Engine:
         run.status = status
         self._record_run(run, ended=True)
         run.writer.close()
+        # Closed runs move to Parquet (fast reads at scale); never fails the run's end.
+        compact_ended_run(self.layout, run.run_id)
         if run.index is not None:
             run.index.status = status
             # The index is a shortcut; readers rebuild it from the journal if it is missing.
@@ -395,17 +398,18 @@ class Engine:
         except Exception as exc:
             duration = (time.perf_counter() - t0) * 1e3
             error = StepError(type(exc).__qualname__, str(exc) or repr(exc), _short_traceback(exc))
-            self._record_step(
-                run,
-                step_id,
-                seq,
-                proposal,
-                status="failed",
-                error=error,
-                started_at=started_us,
-                duration_ms=duration,
-                **common,
-            )
+            with run.writer.holding_failures():
+                self._record_step(
+                    run,
+                    step_id,
+                    seq,
+                    proposal,
+                    status="failed",
+                    error=error,
+                    started_at=started_us,
+                    duration_ms=duration,
+                    **common,
+                )
             result = StepResult(
                 run.run_id,
                 step_id,
@@ -422,23 +426,27 @@ class Engine:
             run.results.append(result)
             return result
         duration = (time.perf_counter() - t0) * 1e3
-        outputs, bindings, store_notes = self._store_outputs(
-            run, step_id, proposal, spec, values, input_ids
-        )
-        self._record_step(
-            run,
-            step_id,
-            seq,
-            proposal,
-            status="succeeded",
-            outputs=outputs,
-            started_at=started_us,
-            duration_ms=duration,
-            artifacts={
-                b.artifact_id: ArtifactRef(b.artifact_id, b.kind, b.object_path) for b in bindings
-            },
-            **common,
-        )
+        # The action ran: a store that refuses the records now must not cost the value.
+        with run.writer.holding_failures():
+            outputs, bindings, store_notes = self._store_outputs(
+                run, step_id, proposal, spec, values, input_ids
+            )
+            self._record_step(
+                run,
+                step_id,
+                seq,
+                proposal,
+                status="succeeded",
+                outputs=outputs,
+                started_at=started_us,
+                duration_ms=duration,
+                artifacts={
+                    b.artifact_id: ArtifactRef(b.artifact_id, b.kind, b.object_path)
+                    for b in bindings
+                },
+                **common,
+            )
+        store_notes += run.writer.pending_notes() + self.objects.take_write_failures()
         for binding in bindings:
             run.bindings[binding.name] = binding
         if spec.cache and spec.determinism != "external" and all(b.object_path for b in bindings):

@@ -200,12 +200,16 @@ class RlamMagics(Magics):
             dry_run=args.dry_run,
             recovers=args.recover,
         )
-        return self._finish(run.name, results, args)
+        shown = self._finish(run.name, results, args)
+        run.writer.raise_if_pending()  # values are bound; say the trace lacks records
+        return shown
 
     def _finish(
         self, run_name: str, results: list[StepResult], args: Any, failing: str | None = None
     ) -> Any:
-        return finish_cell(run_name, results, quiet=args.quiet, verbose=args.verbose, failing=failing)
+        return finish_cell(
+            run_name, results, quiet=args.quiet, verbose=args.verbose, failing=failing
+        )
 
     # ------------------------------------------------------------ line
 

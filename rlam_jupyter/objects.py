@@ -7,6 +7,7 @@ rewrite history, and every restore hands back a fresh copy. Writes are atomic
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -23,6 +24,8 @@ class ObjectStore:
     def __init__(self, layout: StoreLayout) -> None:
         self.layout = layout
         self.root = layout.objects_dir
+        self.write_failures: list[str] = []
+        """Objects the disk refused (the value stays in memory, recorded by hash only)."""
 
     @staticmethod
     def relative_path(kind: str, digest: str) -> str:
@@ -32,23 +35,46 @@ class ObjectStore:
         return self.layout.root / relative_path
 
     def put(self, canonical: Canonical) -> str | None:
-        """Store a value's payload (once); returns its store-relative path or None if opaque."""
+        """Store a value's payload (once); returns its store-relative path, or None if the
+        value is opaque or the disk refused it (then see :meth:`take_write_failures`)."""
         if not canonical.restorable:
             return None
         relative = self.relative_path(canonical.kind, canonical.digest)
         target = self.path_of(relative)
         if target.exists():
+            # A fresh mtime tells `rlam gc` the object is in use again (grace period).
+            with contextlib.suppress(OSError):
+                os.utime(target)
             return relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        except OSError as exc:
+            self._refused(relative, exc)
+            return None
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(canonical.payload)
             os.replace(temp, target)
+        except OSError as exc:
+            Path(temp).unlink(missing_ok=True)
+            self._refused(relative, exc)
+            return None
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
         return relative
+
+    def _refused(self, relative: str, exc: OSError) -> None:
+        self.write_failures.append(
+            f"could not store {relative} ({exc.strerror or exc}); the value is in memory "
+            "but cannot be restored from the trace later"
+        )
+
+    def take_write_failures(self) -> list[str]:
+        """Messages for objects the disk refused since the last call."""
+        failures, self.write_failures = self.write_failures, []
+        return failures
 
     def exists(self, relative_path: str) -> bool:
         return self.path_of(relative_path).exists()

@@ -165,6 +165,8 @@ class JournalWriter:
             full = dict(record)
             full["_t"] = kind
             full.setdefault("event_no", self.next_event_no())
+            if self.unwritten:
+                self.retry_unwritten()  # the store may be writable again
             try:
                 self._write(frame(full))
             except OSError as exc:
@@ -185,12 +187,27 @@ class JournalWriter:
         self.last_error = exc.strerror or str(exc)
         if self._hold:
             return
-        raise StoreWriteError(
-            f"could not write the trace record to {self.path}: {self.last_error}. "
-            f"The step's result is kept in the notebook, but the trace is missing "
-            f"{len(self.unwritten)} record(s); free disk space or make the store "
-            "writable, then run `%rlam status` to write the pending records."
-        ) from exc
+        raise StoreWriteError(self._pending_message()) from exc
+
+    def _pending_message(self) -> str:
+        return (
+            f"the trace store refused a write ({self.last_error}): {len(self.unwritten)} "
+            f"trace record(s) of run {self.run_id} are pending, not in {self.path.parent}. "
+            "Values of steps that ran are kept in the notebook; no further step runs "
+            "unrecorded. Free disk space or make the store writable, then run "
+            "`%rlam status` to write the pending records."
+        )
+
+    def pending_notes(self) -> list[str]:
+        """A note for a step result when records are pending (empty when all are written)."""
+        if not self.unwritten:
+            return []
+        return [f"trace incomplete: {self._pending_message()}"]
+
+    def raise_if_pending(self) -> None:
+        """Raise :class:`StoreWriteError` while records are pending (after a cell ran)."""
+        if self.unwritten:
+            raise StoreWriteError(self._pending_message())
 
     @contextlib.contextmanager
     def holding_failures(self) -> Iterator[None]:

@@ -57,7 +57,8 @@ class JournalChunk:
     records: int = 0
     lines: int = 0
     problems: list[tuple[str, int, str]] = field(default_factory=list)
-    torn_tail: bool = False
+    torn: tuple[str, int, str] | None = None
+    """The torn last line, if any (also in ``problems``)."""
 
 
 def read_journal(path: Path, start: int = 0, first_line: int = 1) -> JournalChunk | None:
@@ -133,10 +134,8 @@ def _scan(
     while pos < size:
         end = find(b"\n", pos)
         if end < 0:
-            chunk.problems.append(
-                (str(chunk.path), lineno, "torn last record (writer stopped mid-write)")
-            )
-            chunk.torn_tail = True
+            chunk.torn = (str(chunk.path), lineno, "torn last record (writer stopped mid-write)")
+            chunk.problems.append(chunk.torn)
             break
         intact = (
             end - pos > _TRAILER_LEN

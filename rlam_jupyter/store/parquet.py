@@ -1,0 +1,90 @@
+"""Export the trace tables as plain Parquet files that any tool reads.
+
+``export_parquet(dest)`` writes one zstd Parquet file per table (``runs``, ``steps``
+with each step's newest state, ``step_events`` with every state change, ``artifacts``,
+``edges``, ``environments``, ``llm_calls``, ``approvals``) to ``dest``: DuckDB,
+pandas, Polars and Spark read them without rlam. Each file carries the schema
+version in its metadata (``rlam.schema_version``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from rlam_jupyter.store.catalog import connect
+from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.schema import SCHEMA_VERSION, TABLES
+from rlam_jupyter.store.versioning import PARQUET_TABLE_KEY, PARQUET_VERSION_KEY
+
+EXPORTED = ("runs", "steps", "step_events", *[t for t in TABLES if t not in ("runs", "steps")])
+"""Table names, in the order they are written; ``step_events`` keeps every step record."""
+
+
+def export_parquet(
+    dest: str | os.PathLike[str], store: str | os.PathLike[str] | StoreLayout | None = None
+) -> dict[str, Any]:
+    """Write every trace table of ``store`` to ``dest/<table>.parquet``; returns
+    ``{"dest", "schema_version", "tables": {table: rows}, "seconds"}``.
+
+    Each file is written under a temporary name and renamed, so a reader of ``dest``
+    never sees half a file."""
+    layout = store if isinstance(store, StoreLayout) else resolve_store(store)
+    folder = Path(dest).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    con = connect(layout)
+    rows: dict[str, int] = {}
+    try:
+        for table in EXPORTED:
+            target = folder / f"{table}.parquet"
+            temp = folder / f".tmp-{table}.parquet"
+            metadata = (
+                f"{{'{PARQUET_VERSION_KEY.decode()}': '{SCHEMA_VERSION}', "
+                f"'{PARQUET_TABLE_KEY.decode()}': '{table}'}}"
+            )
+            order = "ORDER BY run_id, seq, event_no" if table in ("steps", "step_events") else ""
+            con.execute(
+                f"COPY (SELECT * FROM {table} {order}) TO '{_quote(temp)}' "
+                f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {metadata})"
+            )
+            os.replace(temp, target)
+            count = con.execute(f"SELECT count(*) FROM '{_quote(target)}'").fetchone()
+            rows[table] = int(count[0]) if count else 0
+    finally:
+        con.close()
+    summary = {
+        "dest": str(folder),
+        "schema_version": SCHEMA_VERSION,
+        "tables": rows,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    (folder / "rlam-export.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "export-parquet",
+        parents=[common],
+        help="write the trace tables as Parquet files (one per table) to DEST",
+    )
+    parser.add_argument("dest", help="folder to write runs.parquet, steps.parquet, ...")
+    parser.set_defaults(handler=_command)
+
+
+def _command(args: argparse.Namespace) -> int:
+    from rlam_jupyter.cli import emit
+
+    summary = export_parquet(args.dest, args.store)
+    lines = [f"{table:<14} {n:>10} rows" for table, n in summary["tables"].items()]
+    emit(args, summary, f"wrote {summary['dest']} in {summary['seconds']} s\n" + "\n".join(lines))
+    return 0
