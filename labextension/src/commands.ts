@@ -8,8 +8,6 @@ import { ISessionContext } from '@jupyterlab/apputils';
 import { OutputArea } from '@jupyterlab/outputarea';
 import { KernelMessage } from '@jupyterlab/services';
 
-import { pythonLiteral } from './schemaForm';
-
 /** Quote one argument for the magic's shlex split (single quotes, POSIX style). */
 export function shellQuote(word: string): string {
   if (/^[A-Za-z0-9_.,:=@%+\-/]+$/.test(word)) {
@@ -22,14 +20,15 @@ export function replayCommand(runId: string, upto: number): string {
   return `%rlam replay ${shellQuote(runId)} --upto ${upto}`;
 }
 
+/** `overrides` maps parameter names to Python literals (see `SchemaForm.changes`). */
 export function forkCommand(
   runId: string,
   at: number,
-  overrides: Record<string, unknown>,
+  overrides: Record<string, string>,
   name?: string
 ): string {
   const sets = Object.entries(overrides).map(
-    ([key, value]) => ` --set ${shellQuote(`${key}=${pythonLiteral(value)}`)}`
+    ([key, literal]) => ` --set ${shellQuote(`${key}=${literal}`)}`
   );
   const named = name ? ` --name ${shellQuote(name)}` : '';
   return `%rlam fork ${shellQuote(runId)} --at ${at}${sets.join('')}${named}`;

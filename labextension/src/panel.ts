@@ -12,7 +12,7 @@ import {
   refreshIcon
 } from '@jupyterlab/ui-components';
 import { Poll } from '@lumino/polling';
-import { Panel, Widget } from '@lumino/widgets';
+import { AccordionPanel, Panel, Widget } from '@lumino/widgets';
 
 import {
   IActionSchema,
@@ -154,6 +154,7 @@ export class TracePanel extends SidePanel {
     this.addWidget(this.runsSection);
     this.addWidget(this.stepsSection);
     this.addWidget(this.stepSection);
+    (this.content as AccordionPanel).setRelativeSizes([1, 2, 2]);
 
     this.poll = new Poll({
       auto: true,
@@ -993,7 +994,7 @@ export class TracePanel extends SidePanel {
 
   private async fork(
     step: IStepDetail,
-    changes: Record<string, unknown>,
+    changes: Record<string, string>,
     name?: string
   ): Promise<void> {
     const runId = this.selectedRun;

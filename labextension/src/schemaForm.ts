@@ -331,17 +331,28 @@ export class SchemaForm {
     return ok ? values : null;
   }
 
-  /** The valid values that differ from the recorded ones (the fork's `--set`s). */
-  changes(): Record<string, unknown> | null {
+  /**
+   * The valid values that differ from the recorded ones, as Python literals (the
+   * fork's `--set name=LITERAL`s); null if any field is invalid.
+   */
+  changes(): Record<string, string> | null {
     const values = this.validate();
     if (values === null) {
       return null;
     }
-    const changed: Record<string, unknown> = {};
+    const changed: Record<string, string> = {};
     for (const field of this.fields) {
-      if (!sameValue(values[field.name], field.initial)) {
-        changed[field.name] = values[field.name];
+      const value = values[field.name];
+      if (sameValue(value, field.initial)) {
+        continue;
       }
+      // A float parameter stays a float when typed as "2" (strict validation).
+      changed[field.name] =
+        field.kind === 'number' &&
+        typeof value === 'number' &&
+        Number.isInteger(value)
+          ? value.toFixed(1)
+          : pythonLiteral(value);
     }
     return changed;
   }

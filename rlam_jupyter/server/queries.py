@@ -319,6 +319,13 @@ def graph(con: Connection, run_id: str) -> Row:
             if e["type"] in ("used", "generated")
         }
     )
+    edge_rows += rows(
+        con,
+        "SELECT DISTINCT src, dst, type, role FROM edges "
+        "WHERE type = 'derived_from' AND list_contains(?, src) AND list_contains(?, dst) "
+        "ORDER BY src, dst",
+        [artifact_ids, artifact_ids],
+    )
     artifact_nodes = rows(
         con,
         "SELECT DISTINCT ON (artifact_id) artifact_id AS id, 'artifact' AS kind, name, "
