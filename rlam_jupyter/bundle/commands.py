@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from rlam_jupyter.bundle.export import export
 from rlam_jupyter.bundle.importer import import_bundle
 from rlam_jupyter.bundle.problems import BundleError
 from rlam_jupyter.bundle.verify import verify_bundle
+from rlam_jupyter.errors import RlamError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -104,7 +106,14 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _existing_bundle(path: str) -> str:
+    if not Path(path).is_file():
+        raise RlamError(f"no bundle at {path}; give the path of a .zip written by `rlam export`")
+    return path
+
+
 def _verify(args: argparse.Namespace) -> int:
+    _existing_bundle(args.bundle)
     report = verify_bundle(
         args.bundle, reexecute=args.reexecute, modules=args.modules, method=args.method
     )
@@ -113,6 +122,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    _existing_bundle(args.bundle)
     try:
         result = import_bundle(args.bundle, args.store)
     except BundleError as exc:
@@ -188,8 +198,6 @@ def register_magics() -> None:
 
 
 def _session_notebook(session: Any) -> str | None:
-    from pathlib import Path
-
     notebook = getattr(session, "notebook", None)
     if notebook and Path(notebook).is_file():
         return str(notebook)
