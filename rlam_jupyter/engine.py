@@ -264,8 +264,11 @@ class Engine:
         proposal: Proposal,
         rejection: ProposalRejected,
         cell: CellInfo | None = None,
+        *,
+        proposed_by: str | None = None,
     ) -> StepResult:
-        """Record a proposal that will not run, with the reason."""
+        """Record a proposal that will not run, with the reason (and the LLM call that
+        proposed it, so a refused tool call stays linked to its request)."""
         seq, step_id = self._next_step(run)
         error = StepError("ProposalRejected", rejection.message)
         self._record_step(
@@ -277,7 +280,19 @@ class Engine:
             error=error,
             cell=cell,
             action=proposal.action,
+            proposed_by=proposed_by,
         )
+        if proposed_by:
+            run.writer.append(
+                "edges",
+                {
+                    "run_id": run.run_id,
+                    "src": step_id,
+                    "dst": proposed_by,
+                    "type": "proposed_by",
+                    "role": None,
+                },
+            )
         result = StepResult(
             run.run_id,
             step_id,
@@ -316,10 +331,10 @@ class Engine:
             if recovers is not None:
                 recovers = self._recovery_target(run, recovers, proposal)
         except ProposalRejected as rejection:
-            return self.reject(run, proposal, rejection, cell)
+            return self.reject(run, proposal, rejection, cell, proposed_by=proposed_by)
         spec = checked.spec
         if spec.requires_approval or self.policy.require_approval:
-            decision_result = self._ask_approval(run, checked, cell)
+            decision_result = self._ask_approval(run, checked, cell, proposed_by)
             if isinstance(decision_result, StepResult):
                 return decision_result
             checked = decision_result
@@ -790,7 +805,11 @@ class Engine:
             )
 
     def _ask_approval(
-        self, run: Run, checked: CheckedProposal, cell: CellInfo | None
+        self,
+        run: Run,
+        checked: CheckedProposal,
+        cell: CellInfo | None,
+        proposed_by: str | None = None,
     ) -> CheckedProposal | StepResult:
         proposal = checked.proposal
         if self.approver is None:
@@ -807,6 +826,7 @@ class Engine:
                     action=proposal.action,
                 ),
                 cell,
+                proposed_by=proposed_by,
             )
         decision = self.approver(checked)
         seq_hint = run.next_seq
@@ -835,6 +855,7 @@ class Engine:
                     action=proposal.action,
                 ),
                 cell,
+                proposed_by=proposed_by,
             )
         if decision.edited_params:
             edited = Proposal(
@@ -850,7 +871,7 @@ class Engine:
             try:
                 return check(edited, self.registry, _BoundValues(self, run.bindings))
             except ProposalRejected as rejection:
-                return self.reject(run, edited, rejection, cell)
+                return self.reject(run, edited, rejection, cell, proposed_by=proposed_by)
         return checked
 
 

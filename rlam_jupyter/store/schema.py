@@ -128,9 +128,15 @@ LLM_CALLS = pa.schema(
         ("latency_ms", pa.float64()),
         ("error", pa.string()),
         ("started_at", _TS),
+        ("turn", pa.int64()),
+        ("attributes", pa.string()),
         ("event_no", pa.int64()),
     ]
 )
+"""One request/response with an LLM (or a scripted proposer). ``turn`` is its position in
+the run's conversation; ``attributes`` is JSON keyed by OpenTelemetry GenAI names
+(``gen_ai.request.model``, ``gen_ai.usage.input_tokens``, ...). ``request``/``response``
+are null when content recording is off; the hashes are always kept."""
 
 APPROVALS = pa.schema(
     [
