@@ -129,3 +129,22 @@ def test_the_stand_in_recovers_each_injected_fault_once() -> None:
     assert actions.count("split") == 2
     assert actions.count("train_model") == 2
     assert len(actions) == len(steps) + 2
+
+
+def test_the_evaluation_notebook_runs_in_a_real_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbclient
+    import nbformat
+
+    monkeypatch.setenv("RLAM_EVAL_N", "1")  # the notebook's quick run, quicker
+    notebook = nbformat.read(BENCHMARKS.parent / "notebooks" / "evaluation.ipynb", as_version=4)
+    nbclient.NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+    ).execute()
+    outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert "trace completeness" in html
+    assert "bookkeeping" in html
+    assert any("image/png" in o.get("data", {}) for o in outputs)
