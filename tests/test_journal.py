@@ -1,0 +1,185 @@
+"""The journal: checksummed JSON lines, torn tails, refused writes, bulk reading."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rlam_jupyter.errors import StoreWriteError
+from rlam_jupyter.store.catalog import connect
+from rlam_jupyter.store.journal import JournalWriter, decode_line, frame
+from rlam_jupyter.store.journal_reader import read_journal
+from rlam_jupyter.store.layout import StoreLayout
+
+
+def step(run_id: str, seq: int, status: str = "succeeded") -> dict[str, object]:
+    return {
+        "run_id": run_id,
+        "step_id": f"{run_id}-{seq:06d}",
+        "seq": seq,
+        "action": "noop",
+        "status": status,
+        "params": json.dumps({"x": seq}),
+        "started_at": 1_700_000_000_000_000 + seq,
+        "duration_ms": 0.5,
+    }
+
+
+def write_steps(store: Path, run_id: str, n: int) -> JournalWriter:
+    writer = JournalWriter(StoreLayout(store), run_id)
+    for seq in range(1, n + 1):
+        writer.append("steps", step(run_id, seq))
+    return writer
+
+
+def test_every_line_is_plain_json_with_its_checksum_last() -> None:
+    line = frame({"_t": "steps", "seq": 3, "error_type": None, "params": '{"a": "ü"}'})
+    record = json.loads(line)
+    assert line.endswith(b"\n")
+    assert "error_type" not in record  # None values are left out
+    head = line[: line.rindex(b',"_c"')]
+    assert record["_c"] == f"{zlib.crc32(head):08x}"
+    assert decode_line(line[:-1]) == {"_t": "steps", "seq": 3, "params": '{"a": "ü"}'}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=8), json_values, min_size=1, max_size=6))
+def test_frame_and_decode_round_trip_and_any_flipped_byte_is_caught(
+    record: dict[str, object],
+) -> None:
+    record = {k: v for k, v in record.items() if v is not None and k != "_c"}
+    record["_t"] = "steps"
+    line = frame(record)[:-1]
+    assert decode_line(line) == record
+    for position in range(0, len(line), max(1, len(line) // 7)):
+        damaged = bytearray(line)
+        damaged[position] ^= 0x01
+        assert decode_line(bytes(damaged)) is None
+
+
+def test_header_carries_the_schema_version_and_writer(store: Path) -> None:
+    writer = write_steps(store, "R1", 1)
+    header = json.loads(writer.path.read_bytes().splitlines()[0])
+    assert header["_t"] == "header"
+    assert header["schema_version"] == 1
+    assert header["writer"] == writer.writer_id
+    assert header["pid"] == os.getpid()
+
+
+def test_torn_tail_and_corrupt_line_are_skipped_and_reported(store: Path) -> None:
+    writer = write_steps(store, "R1", 5)
+    writer.close()
+    lines = writer.path.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"seq":2', b'"seq":9')  # bit rot in the middle
+    torn = lines[-1][: len(lines[-1]) // 2]  # the writer died mid-record
+    writer.path.write_bytes(b"".join(lines[:-1]) + torn)
+    con = connect(store)
+    assert [r[0] for r in con.execute("SELECT seq FROM steps ORDER BY seq").fetchall()] == [
+        1,
+        3,
+        4,
+    ]
+    problems = con.execute("SELECT line, problem FROM journal_problems ORDER BY line").fetchall()
+    assert problems == [
+        (3, "checksum or JSON mismatch"),
+        (6, "torn last record (writer stopped mid-write)"),
+    ]
+
+
+def test_first_format_lines_still_read(store: Path) -> None:
+    """Journals written before the checksum moved into the JSON (``<crc> <json>``)."""
+    folder = store / "journal" / "OLD"
+    folder.mkdir(parents=True)
+    lines = []
+    for record in (
+        {"_t": "header", "schema_version": 1, "run_id": "OLD"},
+        {"_t": "runs", "run_id": "OLD", "name": "old", "status": "open", "event_no": 1},
+        {**step("OLD", 1), "_t": "steps", "event_no": 2},
+    ):
+        payload = json.dumps(record).encode()
+        lines.append(b"%08x " % zlib.crc32(payload) + payload + b"\n")
+    (folder / "W.jsonl").write_bytes(b"".join(lines))
+    new = JournalWriter(StoreLayout(store), "OLD")
+    new.append("steps", step("OLD", 2))
+    con = connect(store)
+    assert con.execute("SELECT seq FROM steps ORDER BY seq").fetchall() == [(1,), (2,)]
+    assert con.execute("SELECT name FROM runs").fetchall() == [("old",)]
+
+
+def test_bulk_reader_resumes_at_an_offset_and_tells_files_apart(store: Path) -> None:
+    writer = write_steps(store, "R1", 3)
+    first = read_journal(writer.path)
+    assert first is not None
+    assert (first.records, first.lines) == (3, 4)
+    writer.append("steps", step("R1", 4))
+    rest = read_journal(writer.path, first.end, first.lines + 1)
+    assert rest is not None
+    assert rest.tables["steps"].column("seq").to_pylist() == [4]
+    assert rest.header_id == first.header_id
+    other = write_steps(store, "R1", 1)
+    again = read_journal(other.path)
+    assert again is not None
+    assert again.header_id != first.header_id
+
+
+def test_a_value_of_the_wrong_type_costs_only_its_record(store: Path) -> None:
+    writer = write_steps(store, "R1", 2)
+    writer.append("steps", {**step("R1", 3), "seq": "three"})
+    writer.append("steps", step("R1", 4))
+    con = connect(store)
+    assert con.execute("SELECT seq FROM steps ORDER BY seq").fetchall() == [(1,), (2,), (4,)]
+    (problem,) = con.execute("SELECT problem FROM journal_problems").fetchall()
+    assert "bad value" in problem[0]
+
+
+def test_refused_write_keeps_the_record_and_writes_it_later(store: Path, tmp_path: Path) -> None:
+    """/dev/full refuses every write with ENOSPC, for root too: a real full disk."""
+    with (
+        pytest.raises(OSError, match="No space left") as full,
+        open("/dev/full", "wb", buffering=0) as device,
+    ):
+        device.write(b"x")
+    assert full.value.errno == errno.ENOSPC
+    writer = write_steps(store, "R1", 1)
+    writer.close()
+    real = tmp_path / "aside.jsonl"
+    writer.path.rename(real)
+    writer.path.symlink_to("/dev/full")
+    with pytest.raises(StoreWriteError, match=r"No space left on device.*`%rlam status`"):
+        writer.append("steps", step("R1", 2))
+    with writer.holding_failures():
+        writer.append("steps", step("R1", 3))  # queued, not raised
+    assert [r["seq"] for r in writer.unwritten] == [2, 3]
+    assert writer.retry_unwritten() == 2  # still full
+    writer.path.unlink()
+    real.rename(writer.path)
+    assert writer.retry_unwritten() == 0
+    con = connect(store)
+    assert con.execute("SELECT seq FROM steps ORDER BY seq").fetchall() == [(1,), (2,), (3,)]
+
+
+def test_a_write_cut_short_does_not_swallow_the_next_record(store: Path) -> None:
+    writer = write_steps(store, "R1", 1)
+    writer.close()
+    with open(writer.path, "ab") as handle:
+        handle.write(frame({"_t": "steps", **step("R1", 2)})[:40])  # disk filled mid-record
+    writer.append("steps", step("R1", 3))
+    con = connect(store)
+    assert con.execute("SELECT seq FROM steps ORDER BY seq").fetchall() == [(1,), (3,)]
+    assert con.execute("SELECT problem FROM journal_problems").fetchall() == [
+        ("checksum or JSON mismatch",)
+    ]
