@@ -7,8 +7,11 @@ naive agent that prints its errors — and watch the metrics move.
 
 from __future__ import annotations
 
+import ast
+import http.server
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +151,80 @@ def test_the_evaluation_notebook_runs_in_a_real_kernel(
     assert "trace completeness" in html
     assert "bookkeeping" in html
     assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+class _PlanFollowingLLM(http.server.BaseHTTPRequestHandler):
+    """A loopback server speaking the OpenAI chat API: it calls the task's tools in order,
+    and after an error calls the same tool again (it never makes the injected fault)."""
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        messages = request["messages"]
+        task = messages[0]["content"]
+        steps = [line.split(". ", 1)[1] for line in task.splitlines() if line[:1].isdigit()]
+        done = sum(1 for m in messages if m["role"] == "tool" and m["content"] == "ok")
+        message: dict[str, Any] = {"role": "assistant", "content": "DONE"}
+        if done < len(steps):
+            call, _ = steps[done].split(" -> ")
+            name, rest = call.split("(", 1)
+            arguments = {}
+            for part in filter(None, rest[:-1].split(", ")):
+                key, value = part.split("=", 1)
+                arguments[key] = ast.literal_eval(value) if value[:1] in "'\"-0123456789" else value
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": f"call_{len(messages)}",
+                        "type": "function",
+                        "function": {"name": name, "arguments": json.dumps(arguments)},
+                    }
+                ],
+            }
+        body = json.dumps(
+            {
+                "id": "chatcmpl-loopback",
+                "object": "chat.completion",
+                "created": 0,
+                "model": request["model"],
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_real_llm_endpoint_can_take_the_stand_ins_seat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rlam_jupyter.evaluation.llm import OpenAIStandIn
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PlanFollowingLLM)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("RLAM_EVAL_BASE_URL", f"http://127.0.0.1:{server.server_port}/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        evaluation = run_evaluation(
+            1,
+            modes=["naive_lam", "rlam"],
+            experiments=["failure", "fork"],
+            stand_in_factory=OpenAIStandIn,
+            workdir=tmp_path,
+        )
+    finally:
+        server.shutdown()
+    rows = {(s.mode, s.experiment): s for s in evaluation.rows}
+    assert rows[("rlam", "failure")].failure_visibility == 1.0
+    assert rows[("rlam", "all")].trace_completeness == 1.0
+    assert rows[("rlam", "all")].reproducibility_success == 1.0
+    assert rows[("naive_lam", "failure")].failure_visibility == 0.0
+    failed = [e for r in evaluation.repetitions for e in r.events if e.kind == "failure"]
+    assert {e.action for e in failed} == {"split", "train_model"}  # both faults injected

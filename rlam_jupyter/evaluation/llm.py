@@ -1,4 +1,13 @@
-"""A real LLM in the stand-in's seat, through any OpenAI-compatible endpoint."""
+"""A real LLM in the stand-in's seat, through any OpenAI-compatible endpoint.
+
+The LLM is told the analysis to carry out (the plan's actions, parameters and artifact
+names) and offered the catalogue's tool schemas; it answers with one tool call per turn,
+which becomes an :class:`Intent`. Faults are injected by the harness, not hoped for:
+the first time the LLM calls an action the experiment makes fail, the call's
+parameters are replaced by the faulty ones, and the LLM has to recover from the error
+it is shown. The naive mode renders the LLM's intents with its code templates, so with
+a real LLM both agent modes still run the same decisions.
+"""
 
 from __future__ import annotations
 
@@ -9,37 +18,47 @@ from typing import Any, cast
 
 from rlam_jupyter.evaluation.workflow import Feedback, Intent
 
+MAX_TURNS = 20
+
+
+def task_text(plan: Sequence[Intent]) -> str:
+    """What the LLM is asked to do, written from the plan (faults left out)."""
+    lines = [
+        "Carry out this analysis with the tools, exactly one tool call per turn, in order.",
+        "Pass inputs as the names of artifacts produced by earlier steps.",
+    ]
+    for number, intent in enumerate(plan, start=1):
+        wanted = intent.fix or intent
+        params = ", ".join(f"{k}={v!r}" for k, v in wanted.params.items())
+        inputs = ", ".join(f"{k}={v}" for k, v in wanted.inputs.items())
+        arguments = ", ".join(part for part in (inputs, params) if part)
+        lines.append(f"{number}. {wanted.action}({arguments}) -> {', '.join(wanted.targets)}")
+    lines.append("If a call fails, read the error and call the tool again, corrected.")
+    lines.append("When every step has succeeded, answer DONE without a tool call.")
+    return "\n".join(lines)
+
 
 class OpenAIStandIn:
-    """A real LLM (any OpenAI-compatible endpoint) in the stand-in's seat.
-
-    The LLM sees the catalogue's tool schemas and the task, and picks one tool call per
-    turn; the harness maps the call to an :class:`Intent`. Configure with
-    ``RLAM_EVAL_BASE_URL``, ``RLAM_EVAL_MODEL`` and ``OPENAI_API_KEY``.
-    """
-
-    TASK = (
-        "Analyse the breast_cancer dataset: load it, describe it, split it (target column "
-        "'target'), scale the features, train a logistic regression (C={C}) and evaluate it. "
-        "Call exactly one tool per turn; use artifact names data, summary, X_train, X_test, "
-        "y_train, y_test, X_train_s, X_test_s, model, metrics. Reply DONE when finished."
-    )
+    """An LLM behind an OpenAI-compatible API, configured by ``RLAM_EVAL_BASE_URL``,
+    ``RLAM_EVAL_MODEL`` (default ``gpt-4o-mini``) and ``OPENAI_API_KEY``."""
 
     def __init__(self, plan: Sequence[Intent]) -> None:
         from openai import OpenAI
 
         from rlam_jupyter.actions import registry
 
+        self._registry = registry()
         self._client = OpenAI(
             base_url=os.environ.get("RLAM_EVAL_BASE_URL"),
             api_key=os.environ.get("OPENAI_API_KEY", "not-needed"),
+            max_retries=0,
         )
         self._model = os.environ.get("RLAM_EVAL_MODEL", "gpt-4o-mini")
         wanted = {i.action for i in plan}
-        self._tools = [t for t in registry().tools() if t["function"]["name"] in wanted]
-        c = next((i.params.get("C") for i in plan if i.action == "train_model"), 1.0)
-        self._messages: list[dict[str, Any]] = [{"role": "user", "content": self.TASK.format(C=c)}]
-        self._targets = {i.action: i.targets for i in plan}
+        self._tools = [t for t in self._registry.tools() if t["function"]["name"] in wanted]
+        self._messages: list[dict[str, Any]] = [{"role": "user", "content": task_text(plan)}]
+        self._targets = {i.action: (i.fix or i).targets for i in plan}
+        self._faults = {i.action: i for i in plan if i.fix is not None}
         self._pending: str | None = None
         self._turns = 0
 
@@ -52,8 +71,9 @@ class OpenAIStandIn:
                     "content": "ok" if feedback.ok else f"error: {feedback.error}",
                 }
             )
+            self._pending = None
         self._turns += 1
-        if self._turns > 20:
+        if self._turns > MAX_TURNS:
             return None
         reply = self._client.chat.completions.create(
             model=self._model,
@@ -65,7 +85,8 @@ class OpenAIStandIn:
         calls = message.tool_calls or []
         if not calls:
             return None
-        call = calls[0]
+        call: Any = calls[0]
+        name, arguments = call.function.name, call.function.arguments or "{}"
         self._pending = call.id
         self._messages.append(
             {
@@ -75,19 +96,22 @@ class OpenAIStandIn:
                     {
                         "id": call.id,
                         "type": "function",
-                        "function": {
-                            "name": call.function.name,  # type: ignore[union-attr]
-                            "arguments": call.function.arguments,  # type: ignore[union-attr]
-                        },
+                        "function": {"name": name, "arguments": arguments},
                     }
                 ],
             }
         )
-        name = call.function.name  # type: ignore[union-attr]
-        arguments = json.loads(call.function.arguments or "{}")  # type: ignore[union-attr]
-        from rlam_jupyter.actions import registry
+        return self._intent(name, json.loads(arguments))
 
-        spec = registry()[name]
-        inputs = {k: v for k, v in arguments.items() if k in spec.inputs}
-        params = {k: v for k, v in arguments.items() if k not in spec.inputs}
-        return Intent(name, params, inputs, self._targets.get(name, spec.outputs))
+    def _intent(self, name: str, arguments: dict[str, Any]) -> Intent:
+        spec = self._registry.get(name)
+        known_inputs = set(spec.inputs) if spec is not None else set()
+        inputs = {k: str(v) for k, v in arguments.items() if k in known_inputs}
+        params = {k: v for k, v in arguments.items() if k not in known_inputs}
+        targets = self._targets.get(name, spec.outputs if spec is not None else ())
+        intent = Intent(name, params, inputs, targets)
+        fault = self._faults.pop(name, None)
+        if fault is None or fault.fix is None:
+            return intent
+        injected = {k: v for k, v in fault.params.items() if fault.fix.params.get(k) != v}
+        return Intent(name, {**params, **injected}, inputs, targets, fix=intent)
