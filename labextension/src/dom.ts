@@ -45,7 +45,7 @@ export const STATUS_ICONS: Record<string, string> = {
   proposed: '…',
   accepted: '…',
   running: '▶',
-  open: '▶'
+  open: '●'
 };
 
 export function statusIcon(status: string): HTMLElement {
@@ -95,9 +95,5 @@ export function formatTime(iso: string | null | undefined): string {
     : date.toLocaleDateString() + ' ' + date.toLocaleTimeString();
 }
 
-export function formatValue(value: unknown): string {
-  if (typeof value === 'string') {
-    return JSON.stringify(value);
-  }
-  return JSON.stringify(value) ?? String(value);
-}
+/** A recorded parameter as the Python literal a user wrote (`None`, `True`, `'a'`). */
+export { pythonLiteral as formatValue } from './schemaForm';

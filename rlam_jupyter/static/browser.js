@@ -3,7 +3,7 @@
 
 const ICONS = {
   succeeded: "✓", cached: "⚡", failed: "✗", rejected: "⊘",
-  proposed: "…", accepted: "…", running: "▶", open: "▶",
+  proposed: "…", accepted: "…", running: "▶", open: "●",
 };
 
 function h(tag, attrs = {}, ...children) {

@@ -1,0 +1,299 @@
+"""The sidebar and the inline widget in a real JupyterLab, driven by Debian's Chromium.
+
+A real ``jupyter lab`` serves a temp folder with a notebook that records a ``%%rlam``
+workflow whose last step fails. The tests open the sidebar, compare what it shows
+with ``connect()``, fork from the training step through the generated form, and
+check that the fork is a child in the tree and its model is in the kernel. The
+screenshots for the README are taken here (``docs/sidebar.png``, ``sidebar-dark.png``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from jupyter_app import JupyterApp, running
+
+import rlam_jupyter
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+WORKFLOW = """%%rlam --run iris --seed 42
+data = load_dataset(name="iris")
+X_train, X_test, y_train, y_test = split(data=data, target="target")
+Xs_train, Xs_test = scale(X_train=X_train, X_test=X_test)
+model = train_model(X=Xs_train, y=y_train, C=1.0)
+metrics = evaluate(model=model, X=Xs_test, y=y_test)"""
+FAILING = """%%rlam --run iris
+extra = load_csv(path="missing.csv")"""
+
+# Run code in the notebook's kernel from the page and return what it printed.
+KERNEL_EXEC = """async (code) => {
+  const app = window.jupyterapp;
+  const panel = Array.from(app.shell.widgets('main')).find(
+    w => w.context && w.context.path === 'analysis.ipynb');
+  const kernel = panel.sessionContext.session.kernel;
+  const future = kernel.requestExecute({ code, store_history: false });
+  let out = '';
+  future.onIOPub = msg => {
+    const c = msg.content;
+    if (msg.header.msg_type === 'stream') out += c.text;
+    if (msg.header.msg_type === 'error') out += c.ename + ': ' + c.evalue;
+  };
+  await future.done;
+  return out;
+}"""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterApp]:
+    root = tmp_path_factory.mktemp("lab-root")
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    notebook.cells = [
+        nbformat.v4.new_code_cell("%load_ext rlam_jupyter"),
+        nbformat.v4.new_code_cell(WORKFLOW),
+        nbformat.v4.new_code_cell(FAILING),
+    ]
+    nbformat.write(notebook, root / "analysis.ipynb")
+    with running(
+        "lab", root, tmp_path_factory.mktemp("lab-work"), "--LabApp.expose_app_in_browser=True"
+    ) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def page(lab: JupyterApp) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "the browser tests need Debian's chromium: apt-get install chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 950})
+            page.set_default_timeout(90_000)
+            page.goto(f"{lab.url}lab/tree/analysis.ipynb?token={lab.token}")
+            page.wait_for_function("() => window.jupyterapp !== undefined")
+            page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
+            page.wait_for_function(
+                """() => {
+                  const w = Array.from(window.jupyterapp.shell.widgets('main')).find(
+                    w => w.context && w.context.path === 'analysis.ipynb');
+                  const k = w && w.sessionContext.session && w.sessionContext.session.kernel;
+                  return k && k.status === 'idle';
+                }"""
+            )
+            yield page
+        finally:
+            browser.close()
+
+
+def kernel(page: Any, code: str) -> str:
+    return str(page.evaluate(KERNEL_EXEC, code))
+
+
+def shown_steps(page: Any) -> list[tuple[int, str, str]]:
+    rows = page.eval_on_selector_all(
+        ".jp-rlam-step-row[data-seq]",
+        "rows => rows.map(r => [Number(r.dataset.seq), r.dataset.action, r.dataset.status])",
+    )
+    return sorted((int(s), a, st) for s, a, st in rows)
+
+
+def widen_sidebar(page: Any, by: int = 260) -> None:
+    """Drag the handle between the notebook and the right sidebar to the left."""
+    box = page.evaluate(
+        """() => {
+          const panel = document.getElementById('rlam-sidebar').getBoundingClientRect();
+          const handles = Array.from(document.querySelectorAll('#jp-main-split-panel > .lm-SplitPanel-handle'));
+          const h = handles.map(h => h.getBoundingClientRect())
+            .filter(r => r.width > 0).sort((a, b) => Math.abs(a.x - panel.x) - Math.abs(b.x - panel.x))[0];
+          return h ? {x: h.x + h.width / 2, y: h.y + h.height / 2} : null;
+        }"""
+    )
+    if box is None:
+        return
+    page.mouse.move(box["x"], box["y"])
+    page.mouse.down()
+    page.mouse.move(box["x"] - by, box["y"], steps=8)
+    page.mouse.up()
+
+
+def test_the_sidebar_shows_what_connect_sees_and_forks_from_a_step(
+    lab: JupyterApp, page: Any
+) -> None:
+    # The sidebar has its own icon on the right and starts empty for a fresh notebook.
+    page.click(".jp-SideBar.jp-mod-right li[data-id='rlam-sidebar']")
+    page.wait_for_selector("#rlam-sidebar .jp-rlam-empty")
+    widen_sidebar(page)
+
+    # Run the notebook; the sidebar fills while it runs (it polls the store's stamp).
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(".jp-rlam-step-row[data-seq='6'][data-status='failed']")
+
+    con = rlam_jupyter.connect(lab.root / ".rlam")
+    ((run_id, name),) = con.execute("SELECT run_id, name FROM runs").fetchall()
+    assert page.inner_text(f".jp-rlam-run-row[data-run-id='{run_id}'] .jp-rlam-run-name") == name
+    expected = con.execute(
+        "SELECT seq, action, status FROM run_steps(?) ORDER BY seq", [run_id]
+    ).fetchall()
+    assert shown_steps(page) == [tuple(row) for row in expected]
+    assert expected[-1][1:] == ("load_csv", "failed")
+    assert "1 failed" in page.inner_text(".jp-rlam-step-counts")
+    assert "1 failed" in page.inner_text(f".jp-rlam-run-row[data-run-id='{run_id}']")
+    failed_row = page.query_selector(".jp-rlam-step-row[data-status='failed']")
+    assert "jp-rlam-row-failed" in (failed_row.get_attribute("class") or "")
+
+    # Failures are filterable and their detail has the error and traceback.
+    page.select_option(".jp-rlam-status-filter", "failed,rejected")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.jp-rlam-step-row[data-seq]').length === 1"
+    )
+    assert shown_steps(page) == [(6, "load_csv", "failed")]
+    page.click(".jp-rlam-step-row[data-seq='6']")
+    detail = page.wait_for_selector(".jp-rlam-detail[data-seq='6']")
+    assert "FileNotFoundError" in detail.inner_text()
+    assert "missing.csv" in page.inner_text(".jp-rlam-detail .jp-rlam-traceback")
+    page.select_option(".jp-rlam-status-filter", "")
+    page.wait_for_selector(".jp-rlam-step-row[data-seq='1']")
+
+    # The training step: inputs link to the steps that produced them.
+    page.click(".jp-rlam-step-row[data-seq='4']")
+    page.wait_for_selector(".jp-rlam-detail[data-seq='4']")
+    links = page.eval_on_selector_all(
+        ".jp-rlam-detail .jp-rlam-link", "a => a.map(x => Number(x.dataset.seq))"
+    )
+    assert sorted(links) == [2, 3]
+
+    # Fork from here: the form is generated from train_model's schema and validated.
+    page.click("[data-rlam-action='fork']")
+    page.wait_for_selector(".jp-rlam-form input[name='C']")
+    assert page.input_value(".jp-rlam-form input[name='C']") == "1"
+    assert page.eval_on_selector(".jp-rlam-form select[name='model']", "s => s.options.length") == 2
+    page.fill(".jp-rlam-form input[name='C']", "-1")
+    page.click("[data-rlam-action='fork-submit']")
+    assert "must be > 0" in page.inner_text(".jp-rlam-form")
+    assert "Fix the highlighted" in page.inner_text(".jp-rlam-form-message")
+    assert page.inner_text(".jp-rlam-activity-title") == ""  # nothing was sent
+    page.fill(".jp-rlam-form input[name='C']", "0.1")
+    page.click("[data-rlam-action='fork-submit']")
+
+    child = page.wait_for_selector(
+        f".jp-rlam-run-children .jp-rlam-run-row[data-parent-run-id='{run_id}']"
+    )
+    assert "%rlam fork" in page.inner_text(".jp-rlam-activity-title")
+    fork_id = child.get_attribute("data-run-id")
+    con = rlam_jupyter.connect(lab.root / ".rlam")
+    parent, fork_seq = con.execute(
+        "SELECT parent_run_id, fork_seq FROM runs WHERE run_id = ?", [fork_id]
+    ).fetchone()
+    assert (parent, fork_seq) == (run_id, 4)
+    params = con.execute("SELECT params FROM run_steps(?) WHERE seq = 4", [fork_id]).fetchone()[0]
+    assert json.loads(params)["C"] == 0.1
+
+    # The fork ran in the notebook's kernel: its model is in the namespace.
+    assert kernel(page, "print(type(model).__name__, model.C)").split() == [
+        "LogisticRegression",
+        "0.1",
+    ]
+    assert "accuracy" in kernel(page, "print(sorted(metrics))")
+
+    # The fork is selected: its shared prefix and re-run steps are listed.
+    page.wait_for_selector(f".jp-rlam-run-row.jp-mod-selected[data-run-id='{fork_id}']")
+    page.wait_for_selector(".jp-rlam-step-row.jp-rlam-inherited[data-seq='1']")
+    expected = con.execute(
+        "SELECT seq, action, status FROM run_steps(?) ORDER BY seq", [fork_id]
+    ).fetchall()
+    page.wait_for_function(
+        f"() => document.querySelectorAll('.jp-rlam-step-row[data-seq]').length === {len(expected)}"
+    )
+    assert shown_steps(page) == [tuple(row) for row in expected]
+    page.click(".jp-rlam-step-row[data-seq='4']")
+    page.wait_for_selector(".jp-rlam-detail[data-seq='4']")
+    page.wait_for_timeout(300)
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / "sidebar.png"))
+
+    # Dark theme: the panel follows JupyterLab's theme variables.
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme', "
+        "{theme: 'JupyterLab Dark'})"
+    )
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    page.wait_for_timeout(500)
+    background = page.eval_on_selector(
+        "#rlam-sidebar", "el => getComputedStyle(el).backgroundColor"
+    )
+    red, green, blue = (int(v) for v in background[background.index("(") + 1 : -1].split(",")[:3])
+    assert red + green + blue < 3 * 100, background
+    page.screenshot(path=str(DOCS / "sidebar-dark.png"))
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme', "
+        "{theme: 'JupyterLab Light'})"
+    )
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
+
+
+def test_the_palette_has_the_rlam_commands(page: Any) -> None:
+    ids = page.evaluate("() => window.jupyterapp.commands.listCommands()")
+    for command in ("rlam:open", "rlam:replay", "rlam:fork", "rlam:diff", "rlam:export"):
+        assert command in ids
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:activate-command-palette')")
+    page.keyboard.type("R-LAM")
+    palette = page.wait_for_selector(".lm-CommandPalette-content")
+    assert "Fork from Selected Step" in palette.inner_text()
+    page.keyboard.press("Escape")
+
+
+def test_the_inline_widget_shows_the_same_steps(lab: JupyterApp, page: Any) -> None:
+    page.evaluate(
+        """() => {
+          const app = window.jupyterapp;
+          const panel = Array.from(app.shell.widgets('main')).find(
+            w => w.context && w.context.path === 'analysis.ipynb');
+          app.shell.activateById(panel.id);
+          const nb = panel.content;
+          nb.activeCellIndex = nb.widgets.length - 1;
+          return app.commands.execute('notebook:insert-cell-below').then(() => {
+            nb.activeCell.model.sharedModel.setSource('import rlam_jupyter\\nrlam_jupyter.browse("iris")');
+            return app.commands.execute('notebook:run-cell');
+          });
+        }"""
+    )
+    widget = page.wait_for_selector(".jp-OutputArea .rlam-w .rlam-w-steps tr[data-seq]")
+    assert widget is not None
+    con = rlam_jupyter.connect(lab.root / ".rlam")
+    run_id = con.execute(
+        "SELECT run_id FROM runs WHERE name = 'iris' ORDER BY created_at DESC LIMIT 1"
+    ).fetchone()[0]
+    assert page.get_attribute(".rlam-w-run.rlam-w-selected", "data-run-id") == run_id
+    rows = page.eval_on_selector_all(
+        ".rlam-w-steps tr[data-seq]",
+        "rows => rows.map(r => [Number(r.dataset.seq), r.querySelector('.rlam-w-action').textContent, r.dataset.status])",
+    )
+    expected = con.execute(
+        "SELECT seq, action, status FROM run_steps(?) ORDER BY seq", [run_id]
+    ).fetchall()
+    assert [tuple(r) for r in rows] == [tuple(row) for row in expected]
+    # The fork shows as a child run; a click on the failed step shows its error.
+    assert page.query_selector(".rlam-w-tree .rlam-w-tree .rlam-w-run") is not None
+    page.click(".rlam-w-steps tr[data-status='failed']")
+    detail = page.wait_for_selector(".rlam-w-detail .rlam-w-error")
+    assert "FileNotFoundError" in detail.inner_text()
