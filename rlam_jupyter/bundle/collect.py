@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from rlam_jupyter.bundle.trace_rows import arrow_table
 from rlam_jupyter.errors import UnknownRunError
 from rlam_jupyter.store.schema import TABLES
 
@@ -28,13 +29,6 @@ class TraceSlice:
 
     def column(self, table: str, name: str) -> list[Any]:
         return list(self.tables[table].column(name).to_pylist())
-
-
-def arrow_of(relation: duckdb.DuckDBPyRelation) -> pa.Table:
-    """A DuckDB relation as one Arrow table (the method name changed across DuckDB versions)."""
-    to_table = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
-    table: pa.Table = to_table()
-    return table
 
 
 def with_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -98,7 +92,7 @@ def collect(
         query = queries.get(name, f"SELECT * FROM {name} WHERE {in_runs}")
         columns = ", ".join(f'"{f.name}"' for f in schema)
         relation = con.sql(f"SELECT {columns} FROM ({query}) ORDER BY ALL")
-        table = with_schema(arrow_of(relation), schema)
+        table = with_schema(arrow_table(relation), schema)
         if name == "llm_calls" and not llm_content:
             table = _without_llm_content(table)
         tables[name] = table

@@ -21,12 +21,12 @@ import pyarrow.parquet as pq
 
 from rlam_jupyter.bundle import format as fmt
 from rlam_jupyter.bundle.archive import write_deterministic_zip
-from rlam_jupyter.bundle.collect import TraceSlice, arrow_of, collect, select_runs
+from rlam_jupyter.bundle.collect import TraceSlice, collect, select_runs
 from rlam_jupyter.bundle.notebook import annotate, referenced_runs, step_cells
 from rlam_jupyter.bundle.problems import BundleError, Problem
 from rlam_jupyter.bundle.prov_json import build_prov
 from rlam_jupyter.bundle.ro_crate import build_ro_crate
-from rlam_jupyter.bundle.trace_rows import TraceRows
+from rlam_jupyter.bundle.trace_rows import TraceRows, arrow_table
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.hashing import hash_file
 from rlam_jupyter.store.catalog import connect
@@ -168,7 +168,7 @@ def _cell_columns(con: duckdb.DuckDBPyConnection) -> pa.Table:
         "SELECT run_id, step_id, cell_id, cell_execution_count, cell_source_hash, event_no "
         "FROM steps"
     )
-    return arrow_of(relation)
+    return arrow_table(relation)
 
 
 def _all_runs(steps: pa.Table) -> set[str]:

@@ -54,8 +54,9 @@ def trace_entry(table: str) -> str:
 
 
 def json_bytes(value: Any) -> bytes:
-    """The one JSON encoding used in bundles: sorted keys, stable indentation."""
-    return (json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    """The one JSON encoding used in bundles: sorted keys, compact (C encoder: no indent)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return (text + "\n").encode()
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,28 @@ OK_STATUSES = ("succeeded", "cached")
 
 
 def latest(table: pa.Table, key: str) -> list[dict[str, Any]]:
-    """The newest record per ``key`` (highest ``event_no``), in key order."""
-    newest: dict[str, dict[str, Any]] = {}
-    for row in table.to_pylist():
-        current = newest.get(row[key])
-        if current is None or (row.get("event_no") or 0) >= (current.get("event_no") or 0):
-            newest[row[key]] = row
-    return [newest[k] for k in sorted(newest)]
+    """The newest record per ``key`` (highest ``event_no``, ties: last row), in key order."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("records", table.append_column("_row", pa.array(range(table.num_rows))))
+        newest = con.sql(
+            f"SELECT * EXCLUDE (_row) FROM records QUALIFY row_number() OVER ("
+            f'PARTITION BY "{key}" ORDER BY coalesce(event_no, 0) DESC, _row DESC) = 1 '
+            f'ORDER BY "{key}"'
+        )
+        rows: list[dict[str, Any]] = arrow_table(newest).to_pylist()
+    finally:
+        con.close()
+    return rows
+
+
+def arrow_table(relation: Any) -> pa.Table:
+    """A DuckDB relation as one Arrow table (the method name changed across DuckDB versions)."""
+    to_table = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
+    table: pa.Table = to_table()
+    return table
 
 
 def json_field(row: dict[str, Any], name: str, default: Any) -> Any:
