@@ -10,6 +10,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -311,3 +312,24 @@ def test_import_twice_changes_nothing(bundle: Path, tmp_path: Path) -> None:
     assert second.imported == ()
     assert set(second.already_present) == set(first.imported)
     assert second.records_written == second.objects_written == 0
+
+
+def test_rlam_export_and_import_magics_in_a_real_shell(shell: Any, tmp_path: Path) -> None:
+    from IPython.core.error import UsageError
+
+    shell.run_cell_magic(
+        "rlam", "--run magic --seed 1 --quiet", 'data = load_dataset(name="wine")\n'
+    )
+    shell.run_line_magic("rlam", f"export --out {tmp_path / 'magic.zip'}")
+    report = verify_bundle(tmp_path / "magic.zip")
+    assert report.ok, report.text()
+    assert [r["name"] for r in report.runs] == ["magic"]
+    with pytest.raises(UsageError, match="no run 'nope'"):
+        shell.run_line_magic("rlam", "export --runs nope")
+    with pytest.raises(UsageError, match="--out"):
+        shell.run_line_magic("rlam", "export --out")
+
+    shell.run_line_magic("rlam", f"config store={tmp_path / 'other'}")
+    shell.run_line_magic("rlam", f"import {tmp_path / 'magic.zip'}")
+    names = rlam_jupyter.connect(tmp_path / "other").execute("SELECT name FROM runs").fetchall()
+    assert names == [("magic",)]
