@@ -12,8 +12,9 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -26,6 +27,7 @@ from rlam_jupyter.engine import Engine
 from rlam_jupyter.proposal import Proposal
 
 TARGET_S = 5.0
+T = TypeVar("T")
 
 
 def start(value: int = 0) -> int:
@@ -39,9 +41,9 @@ def increment(value: Annotated[int, Input], by: int = 1) -> int:
 
 
 def build_store(store: Path, steps: int) -> str:
-    rlam_jupyter.action(start, cache=False)
-    rlam_jupyter.action(increment, cache=False)
-    engine = Engine(store)
+    rlam_jupyter.action(cache=False)(start)
+    rlam_jupyter.action(cache=False)(increment)
+    engine = Engine(str(store))
     run = engine.start_run("bench-export", seed=1)
     engine.execute(run, Proposal("start", {"value": 0}, targets=("v",)))
     for _ in range(steps - 1):
@@ -52,7 +54,7 @@ def build_store(store: Path, steps: int) -> str:
     return run.run_id
 
 
-def timed(label: str, func, rows: list[dict[str, object]], **extra: object):  # type: ignore[no-untyped-def]
+def timed(label: str, func: Callable[[], T], rows: list[dict[str, object]], **extra: object) -> T:
     t0 = time.perf_counter()
     result = func()
     seconds = time.perf_counter() - t0
@@ -89,7 +91,7 @@ def main() -> None:
         row["steps"] = args.steps
     rows[0]["bundle_MiB"] = round(first.size_bytes / 2**20, 2)
     rows[0]["files"] = first.files
-    export_s = float(rows[0]["seconds"])  # type: ignore[arg-type]
+    export_s = float(str(rows[0]["seconds"]))
     write(
         "export",
         rows,
@@ -101,7 +103,7 @@ def main() -> None:
             "byte_identical": identical,
             "verify_ok": report.ok,
             "build_trace_s": round(build_s, 2),
-            "second_export_s": round(float(rows[1]["seconds"]), 3),  # type: ignore[arg-type]
+            "second_export_s": round(float(str(rows[1]["seconds"])), 3),
         },
     )
     print(f"byte-identical across exports: {identical}; verify ok: {report.ok}")

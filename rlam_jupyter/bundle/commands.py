@@ -173,8 +173,6 @@ def register_magics() -> None:
         runs = args.runs
         if not runs and notebook is None:
             runs = [r.run_id for r in session.runs.values()] or None
-        for run in list(session.runs.values()):
-            run.writer.close()  # flush: the export reads the journal files
         result = export(
             notebook,
             out=args.out,
@@ -198,7 +196,12 @@ def register_magics() -> None:
 
 
 def _session_notebook(session: Any) -> str | None:
+    """The kernel's notebook file (as last saved), if it can be found from here."""
     notebook = getattr(session, "notebook", None)
-    if notebook and Path(notebook).is_file():
-        return str(notebook)
+    if not notebook:
+        return None
+    # JupyterLab gives the path from the server root; the kernel runs in the notebook's folder
+    for candidate in (Path(notebook), Path.cwd() / Path(notebook).name):
+        if candidate.is_file():
+            return str(candidate)
     return None

@@ -96,39 +96,21 @@ def export(
     :class:`RlamError` naming what is missing (a run, the notebook, an object).
     """
     layout = store if isinstance(store, StoreLayout) else resolve_store(store)
-    con = connect(layout)
     notebook_path = Path(notebook) if notebook is not None else None
-    notebook_bytes = None
-    if notebook_path is not None:
-        try:
-            notebook_bytes = notebook_path.read_bytes()
-        except OSError as exc:
-            raise RlamError(
-                f"cannot read the notebook {notebook_path}: {exc.strerror or exc}; "
-                "pass the path of a saved .ipynb file"
-            ) from None
-    refs: Sequence[str] | None = runs
-    if not refs and notebook_bytes is not None:
-        all_steps = _cell_columns(con)
-        try:
-            found = referenced_runs(notebook_bytes, step_cells(all_steps, _all_runs(all_steps)))
-        except ValueError as exc:
-            raise RlamError(f"{notebook_path} is not a notebook: {exc}") from None
-        if not found:
-            raise RlamError(
-                f"no run in the store at {layout.root} came from {notebook_path}; "
-                "run its %%rlam cells first, or name the runs with --runs"
-            )
-        refs = sorted(found)
-    run_ids = select_runs(con, refs)
-    trace = collect(con, run_ids, llm_content=include_llm_content)
-    con.close()
-    entries, info = _entries(layout, trace, notebook_path, notebook_bytes, include_objects)
-    rows = info["rows"]
-    assert isinstance(rows, TraceRows)
+    notebook_bytes = _read_notebook(notebook_path) if notebook_path is not None else None
+    con = connect(layout)
+    try:
+        refs: Sequence[str] | None = runs
+        if not refs and notebook_path is not None and notebook_bytes is not None:
+            refs = _runs_of_notebook(con, layout, notebook_path, notebook_bytes)
+        run_ids = select_runs(con, refs)
+        trace = collect(con, run_ids, llm_content=include_llm_content)
+    finally:
+        con.close()
+    contents = _contents(layout, trace, notebook_path, notebook_bytes, include_objects)
+    entries, rows = contents.entries, contents.rows
     files = {name: (_blake3(data), len(data)) for name, data in entries.items()}
-    notebook_entry = info["notebook"] if isinstance(info["notebook"], str) else None
-    crate = build_ro_crate(rows, files, producer=producer(), notebook=notebook_entry)
+    crate = build_ro_crate(rows, files, producer=producer(), notebook=contents.notebook)
     entries[fmt.RO_CRATE] = fmt.json_bytes(crate)
     files[fmt.RO_CRATE] = (_blake3(entries[fmt.RO_CRATE]), len(entries[fmt.RO_CRATE]))
     manifest = fmt.Manifest(
@@ -137,16 +119,20 @@ def export(
         schema_version=SCHEMA_VERSION,
         objects_included=include_objects,
         llm_content_included=include_llm_content,
-        notebook=notebook_entry,
+        notebook=contents.notebook,
         producer=producer(),
     )
     entries[fmt.MANIFEST] = fmt.json_bytes(manifest.to_json())
     out_path = Path(out) if out is not None else _default_out(notebook_path, rows)
     write_deterministic_zip(out_path, entries.items())
     notes = []
-    unmatched = int(info["unmatched"]) if isinstance(info["unmatched"], int) else 0
-    if notebook_path is not None and unmatched:
-        notes.append(f"{unmatched} step(s) could not be matched to a cell of {notebook_path.name}")
+    if notebook_path is not None:
+        notes.append(f"notebook as last saved: {notebook_path}")
+        if contents.unmatched:
+            notes.append(
+                f"{contents.unmatched} step(s) could not be matched to a cell of "
+                f"{notebook_path.name}"
+            )
     if not include_objects:
         notes.append("objects left out (--no-objects): verify can check hashes, not bytes")
     return ExportResult(
@@ -157,10 +143,38 @@ def export(
         files=len(entries),
         size_bytes=out_path.stat().st_size,
         bundle_hash=hash_file(out_path),
-        notebook=notebook_entry,
-        steps_without_cell=unmatched,
+        notebook=contents.notebook,
+        steps_without_cell=contents.unmatched,
         notes=tuple(notes),
     )
+
+
+def _read_notebook(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise RlamError(
+            f"cannot read the notebook {path}: {exc.strerror or exc}; "
+            "pass the path of a saved .ipynb file"
+        ) from None
+
+
+def _runs_of_notebook(
+    con: duckdb.DuckDBPyConnection, layout: StoreLayout, path: Path, notebook: bytes
+) -> list[str]:
+    """The runs whose steps came from the notebook's cells."""
+    steps = _cell_columns(con)
+    runs = set(steps.column("run_id").to_pylist())
+    try:
+        found = referenced_runs(notebook, step_cells(steps, runs))
+    except ValueError as exc:
+        raise RlamError(f"{path} is not a notebook: {exc}") from None
+    if not found:
+        raise RlamError(
+            f"no run in the store at {layout.root} came from {path}; "
+            "run its %%rlam cells first, or name the runs with --runs"
+        )
+    return sorted(found)
 
 
 def _cell_columns(con: duckdb.DuckDBPyConnection) -> pa.Table:
@@ -171,17 +185,23 @@ def _cell_columns(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return arrow_table(relation)
 
 
-def _all_runs(steps: pa.Table) -> set[str]:
-    return set(steps.column("run_id").to_pylist())
+@dataclass(frozen=True)
+class _Contents:
+    """Every entry but the RO-Crate and the manifest (they describe these), and facts about them."""
+
+    entries: dict[str, bytes]
+    rows: TraceRows
+    notebook: str | None
+    unmatched: int
 
 
-def _entries(
+def _contents(
     layout: StoreLayout,
     trace: TraceSlice,
     notebook_path: Path | None,
     notebook_bytes: bytes | None,
     include_objects: bool,
-) -> tuple[dict[str, bytes], dict[str, object]]:
+) -> _Contents:
     entries: dict[str, bytes] = {}
     for name, table in trace.tables.items():
         entries[fmt.trace_entry(name)] = parquet_bytes(table)
@@ -205,7 +225,7 @@ def _entries(
         notebook_entry = fmt.NOTEBOOK_DIR + _safe_notebook_name(notebook_path.name)
         entries[notebook_entry] = annotated
     entries[fmt.PROV] = fmt.json_bytes(build_prov(rows, producer()))
-    return entries, {"rows": rows, "notebook": notebook_entry, "unmatched": len(unmatched)}
+    return _Contents(entries, rows, notebook_entry, len(unmatched))
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

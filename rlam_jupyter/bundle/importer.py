@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from rlam_jupyter.bundle import format as fmt
 from rlam_jupyter.bundle.archive import DEFAULT_LIMITS, Limits
-from rlam_jupyter.bundle.inspect import Inspection, inspect_bundle
+from rlam_jupyter.bundle.checks import Inspection, inspect_bundle
 from rlam_jupyter.bundle.problems import BundleError
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.journal import JournalWriter

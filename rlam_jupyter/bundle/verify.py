@@ -1,6 +1,6 @@
 """``verify_bundle``: can this bundle be trusted, and do its numbers reproduce here?
 
-Static checks come from :mod:`rlam_jupyter.bundle.inspect` (zip safety, manifest,
+Static checks come from :mod:`rlam_jupyter.bundle.checks` (zip safety, manifest,
 object hashes, trace schemas, graph completeness, provenance documents). Then the
 recorded environments are compared with the current one (differences are listed,
 not fatal), and with ``reexecute=True`` the bundle is imported into a scratch store
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rlam_jupyter.bundle.archive import DEFAULT_LIMITS, Limits
-from rlam_jupyter.bundle.inspect import FAILED, INFO, OK, SKIPPED, Check, Inspection, inspect_bundle
+from rlam_jupyter.bundle.checks import FAILED, INFO, OK, SKIPPED, Check, Inspection, inspect_bundle
 from rlam_jupyter.bundle.problems import BundleError, Problem
 from rlam_jupyter.bundle.reexecute import FAILING, reexecute_in_fresh_process
 from rlam_jupyter.fingerprint import compare, fingerprint
