@@ -1,11 +1,12 @@
 """Step cache: cache key → the outputs a step produced, shared by every kernel of a store.
 
-Each engine appends its entries to its own log, ``cache/<writer_id>.jsonl`` (one
-line per entry, flushed), so writers never contend and a write costs an append,
-not a file creation. Readers load every log on first use and pick up what other
-kernels appended since at most every :data:`REFRESH_S` seconds when a key misses.
-A cache entry only says where identical outputs already are; the engine checks
-that those objects still exist before serving them.
+Entries live in append-only logs sharded by the first two hex digits of the key,
+``cache/<xx>/<writer_id>.jsonl`` (one line per entry), so writers never contend, a
+write is an append, and a lookup reads only its shard (1/256 of the entries) the
+first time that shard is needed. Entries that other kernels append later are picked
+up when a key misses, at most every :data:`REFRESH_S` seconds per shard. A cache
+entry only says where identical outputs already are; the engine checks that those
+objects still exist before serving them.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from pathlib import Path
+from typing import Any
 
 from rlam_jupyter.store.layout import StoreLayout
 
@@ -31,80 +34,104 @@ class CacheEntry:
     outputs: Mapping[str, tuple[str, str, str | None]]
 
 
+def _line(key: str, entry: CacheEntry) -> bytes:
+    row = [key, entry.step_id, {k: list(v) for k, v in entry.outputs.items()}]
+    return json.dumps(row, separators=(",", ":")).encode() + b"\n"
+
+
 class StepCache:
     """The cache of one store as seen by one writer."""
 
     def __init__(self, layout: StoreLayout, writer_id: str) -> None:
         self.layout = layout
         self.writer_id = writer_id
-        self._entries: dict[str, CacheEntry] | None = None
+        self._shards: dict[str, dict[str, CacheEntry]] = {}
         self._offsets: dict[str, int] = {}
-        self._refreshed = 0.0
-        self._file: IO[bytes] | None = None
+        self._refreshed: dict[str, float] = {}
+        self._checked_store = False
 
     @property
     def _own_log(self) -> str:
         return f"{self.writer_id}.jsonl"
 
+    def _shard_dir(self, shard: str) -> Path:
+        return self.layout.cache_dir / shard
+
     def get(self, key: str) -> CacheEntry | None:
-        entries = self._load()
+        shard = key[:2]
+        entries = self._load(shard)
         entry = entries.get(key)
-        if entry is None and time.monotonic() - self._refreshed >= REFRESH_S:
-            self._refresh()
+        if entry is None and time.monotonic() - self._refreshed.get(shard, 0.0) >= REFRESH_S:
+            self._refresh(shard)
             entry = entries.get(key)
         return entry
 
     def put(self, key: str, entry: CacheEntry) -> None:
-        """Remember an entry and append it to this writer's log (a failed write only
-        costs a future cache hit, so it is not an error)."""
-        self._load()[key] = entry
-        line = json.dumps(
-            [key, entry.step_id, {k: list(v) for k, v in entry.outputs.items()}],
-            separators=(",", ":"),
-        ).encode()
-        try:
-            if self._file is None:
-                self.layout.cache_dir.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.layout.cache_dir / self._own_log, "ab")  # noqa: SIM115
-            self._file.write(line + b"\n")
-            self._file.flush()
-        except OSError:
-            self._file = None
+        """Remember an entry and append it to this writer's log of its shard (a failed
+        write only costs a future cache hit, so it is not an error)."""
+        self._load(key[:2])[key] = entry
+        self._append(key[:2], [_line(key, entry)])
 
     def put_many(self, items: Iterable[tuple[str, CacheEntry]]) -> None:
+        lines: dict[str, list[bytes]] = defaultdict(list)
         for key, entry in items:
-            self.put(key, entry)
+            self._load(key[:2])[key] = entry
+            lines[key[:2]].append(_line(key, entry))
+        for shard, shard_lines in lines.items():
+            self._append(shard, shard_lines)
+
+    def _append(self, shard: str, lines: list[bytes]) -> None:
+        folder = self._shard_dir(shard)
+        try:
+            try:
+                fd = os.open(folder / self._own_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                folder.mkdir(parents=True, exist_ok=True)
+                fd = os.open(folder / self._own_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, b"".join(lines))
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Nothing stays open between writes; kept so callers can close symmetrically."""
 
     # ------------------------------------------------------------ reading
 
-    def _load(self) -> dict[str, CacheEntry]:
-        if self._entries is None:
-            self._entries = {}
-            if self.layout.cache_dir.is_dir():
-                self._refresh()
-            else:
-                self._refreshed = time.monotonic()
-                self.put_many(_entries_from_store(self.layout).items())
-                self.layout.cache_dir.mkdir(parents=True, exist_ok=True)
-        return self._entries
+    def _load(self, shard: str) -> dict[str, CacheEntry]:
+        entries = self._shards.get(shard)
+        if entries is None:
+            self._migrate_once()
+            entries = self._shards.setdefault(shard, {})
+            self._refresh(shard)
+        return entries
 
-    def _refresh(self) -> None:
-        """Read what other writers appended since the last read."""
-        assert self._entries is not None
-        self._refreshed = time.monotonic()
+    def _migrate_once(self) -> None:
+        """A store written before the cache folder existed (or imported from a bundle)
+        gets its cache entries from the recorded steps, once."""
+        if self._checked_store:
+            return
+        self._checked_store = True
+        if self.layout.cache_dir.is_dir():
+            return
+        found = _entries_from_store(self.layout)
+        self.layout.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.put_many(found.items())
+
+    def _refresh(self, shard: str) -> None:
+        """Read what other writers appended to a shard since the last read."""
+        entries = self._shards.setdefault(shard, {})
+        self._refreshed[shard] = time.monotonic()
         try:
-            listing = list(os.scandir(self.layout.cache_dir))
+            listing = list(os.scandir(self._shard_dir(shard)))
         except OSError:
             return
         for item in listing:
             if not item.name.endswith(".jsonl") or item.name == self._own_log:
                 continue
-            offset = self._offsets.get(item.name, 0)
+            offset = self._offsets.get(item.path, 0)
             try:
                 if item.stat().st_size <= offset:
                     continue
@@ -114,9 +141,9 @@ class StepCache:
             except OSError:
                 continue
             complete = data.rfind(b"\n") + 1  # a torn last line is read next time
-            self._offsets[item.name] = offset + complete
+            self._offsets[item.path] = offset + complete
             for row in _parse_lines(data[:complete]):
-                self._entries[row[0]] = CacheEntry(
+                entries[row[0]] = CacheEntry(
                     row[1], {name: (v[0], v[1], v[2]) for name, v in row[2].items()}
                 )
 

@@ -76,8 +76,12 @@ def _context(
     namespace: MutableMapping[str, Any] | None = None,
     session: Session | None = None,
     registry: Registry | None = None,
+    engine: Engine | None = None,
 ) -> _Context:
-    """The kernel's session when the store is its store, else a fresh engine on ``store``."""
+    """The kernel's session when the store is its store, else a fresh engine on ``store``
+    (or the ``engine`` given: a script that recorded the parent forks in memory)."""
+    if engine is not None:
+        return _Context(engine, IndexSource(engine.layout, engine.indexes()), None, namespace)
     session = session if session is not None else _kernel_session()
     layout = store if isinstance(store, StoreLayout) else resolve_store(store)
     if (
@@ -156,10 +160,6 @@ def _seq_of(upto: int | str | None, run_id: str) -> int | None:
     raise RlamError(f"{upto!r} is not a step: give its number (seq) or its step id")
 
 
-def _last_seq(lineage: Lineage) -> int:
-    return max((e.seq for e in lineage.steps()), default=0)
-
-
 # ---------------------------------------------------------------- replay
 
 
@@ -172,6 +172,7 @@ def replay(
     namespace: MutableMapping[str, Any] | None = None,
     session: Session | None = None,
     registry: Registry | None = None,
+    engine: Engine | None = None,
 ) -> ReplayReport:
     """Restore a run's recorded outputs (up to step ``upto``) without executing anything.
 
@@ -182,14 +183,14 @@ def replay(
     ``registry`` holds the actions to verify with (default: every ``@action``).
     """
     started = time.perf_counter()
-    ctx = _context(store, namespace, session, registry)
+    ctx = _context(store, namespace, session, registry, engine)
     try:
         run_id = resolve(ctx, run)
         lineage = ctx.source.lineage(run_id)
         seq = _seq_of(upto, run_id)
         if seq is not None and lineage.step(seq) is None:
             raise RlamError(
-                f"run {lineage.run.name} has no step {seq}; its steps are 1..{_last_seq(lineage)}"
+                f"run {lineage.run.name} has no step {seq}; its steps are 1..{lineage.last_seq()}"
             )
         steps = list(lineage.steps(seq))
         report_steps, values = _restore(ctx.engine, lineage, steps)
@@ -383,6 +384,8 @@ def fork(
     namespace: MutableMapping[str, Any] | None = None,
     session: Session | None = None,
     registry: Registry | None = None,
+    engine: Engine | None = None,
+    keep_open: bool = False,
 ) -> ForkReport:
     """Branch a new run from step ``at`` of ``run`` with parameter overrides.
 
@@ -392,9 +395,13 @@ def fork(
     steps after it are re-proposed in order (``downstream=False`` stops after step
     ``at``). A bad override raises :class:`ForkRejected`; the refusal stays recorded.
     In a kernel the fork becomes the current run and its names land in the namespace.
+    ``engine``: fork through this engine (the one that recorded the parent holds its
+    index in memory; otherwise the saved index is read from ``store``). ``keep_open``:
+    outside a kernel, leave the fork open (``report.run``) for more steps; close it with
+    ``engine.end_run(report.run)``.
     """
     started = time.perf_counter()
-    ctx = _context(store, namespace, session, registry)
+    ctx = _context(store, namespace, session, registry, engine)
     try:
         parent_id = resolve(ctx, run)
         lineage = ctx.source.lineage(parent_id)
@@ -406,7 +413,7 @@ def fork(
     found = lineage.step(seq)
     if found is None:
         raise RlamError(
-            f"run {parent.name} has no step {seq}; its steps are 1..{_last_seq(lineage)}"
+            f"run {parent.name} has no step {seq}; its steps are 1..{lineage.last_seq()}"
         )
     _owner, entry = found
     spec = ctx.engine.registry.get(entry.action)
@@ -424,15 +431,13 @@ def fork(
         parent_run_id=parent_id,
         fork_seq=seq,
     )
-    for bound_name, (producer, output) in lineage.bindings_before(seq).items():
-        artifact_id = producer.outputs[output]
-        ref = lineage.artifact(artifact_id)
+    for bound_name, visible in lineage.bindings_before(seq).items():
         new_run.bindings[bound_name] = Binding(
             bound_name,
-            artifact_id,
-            producer.step_id,
-            ref.kind if ref else "opaque",
-            ref.object_path if ref else None,
+            visible.artifact_id,
+            visible.step_id,
+            visible.kind,
+            visible.object_path,
             None,
             loaded=False,
         )
@@ -468,11 +473,12 @@ def fork(
         parent_name=parent.name,
         at=seq,
         results=results,
-        shared_steps=sum(1 for _ in lineage.steps(seq - 1)),
+        shared_steps=lineage.count_before(seq),
         loader=lambda n: engine.value(new_run.bindings[n]),
         names=tuple(new_run.bindings),
+        run=new_run,
     )
-    _adopt(ctx, new_run)
+    _adopt(ctx, new_run, keep_open)
     report.elapsed_s = time.perf_counter() - started
     return report
 
@@ -488,7 +494,7 @@ def _fork_name(parent_name: str, seq: int) -> str:
 def _rerun_downstream(engine: Engine, run: Run, lineage: Lineage, seq: int) -> list[Any]:
     """Re-propose the parent's later steps in order, at their recorded positions (so
     their seeds, and hence cache keys, match where their inputs are unchanged)."""
-    later = [e for e in lineage.steps() if e.seq > seq]
+    later = lineage.steps_after(seq)
     recovered = {e.recovers for e in later if e.recovers}
     mapped: dict[str, str] = {}
     results = []
@@ -512,11 +518,12 @@ def _rerun_downstream(engine: Engine, run: Run, lineage: Lineage, seq: int) -> l
     return results
 
 
-def _adopt(ctx: _Context, run: Run) -> None:
+def _adopt(ctx: _Context, run: Run, keep_open: bool) -> None:
     """In a kernel the fork becomes the current run and its names enter the namespace;
-    elsewhere it is closed so its index is saved."""
+    elsewhere it is closed (its index saved) unless the caller keeps it open."""
     if ctx.session is None:
-        ctx.engine.end_run(run)
+        if not keep_open:
+            ctx.engine.end_run(run)
         return
     ctx.session.runs[run.name] = run
     ctx.session.current = run

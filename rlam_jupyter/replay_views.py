@@ -203,6 +203,8 @@ class ForkReport:
     loader: Callable[[str], Any] | None = None
     names: tuple[str, ...] = ()
     elapsed_s: float = 0.0
+    run: Any = None
+    """The engine's ``Run`` of the fork (to add steps to it or close it)."""
 
     def __getitem__(self, name: str) -> Any:
         """The value bound to ``name`` in the fork (loaded from the store on first use)."""

@@ -1,12 +1,13 @@
 """Compact step index of a run: what replay, fork and diff need, without reading the whole store.
 
 The journal stays the source of truth. The engine that writes a run keeps its index
-in memory and saves it as ``index/<run_id>.json`` when the run ends, stamped with the
-sizes of the run's journal files. A stamp that no longer matches (records appended
-later, journals compacted into Parquet) makes readers rebuild the index from the
-DuckDB views, so a stale index is never used. Loading a saved index costs time in
-proportion to that one run, not to the store; finding the artifacts visible at a
-step costs a binary search per name, not a scan of the prefix.
+in memory (:class:`RunIndex`) and saves it as an Arrow IPC file, ``index/<run_id>.arrow``,
+when the run ends, stamped with the sizes of the run's journal files. A stamp that no
+longer matches (records appended later) makes readers rebuild the index from the
+DuckDB views, so a stale index is never used. A saved index is read memory-mapped
+(:class:`SavedRunIndex`) and queried column-wise: finding one step or the artifacts
+visible before a step costs vectorised work over that one run, not a Python loop over
+its prefix, and nothing over the rest of the store.
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ import json
 import os
 import tempfile
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from rlam_jupyter.errors import UnknownRunError
 from rlam_jupyter.store.layout import StoreLayout
 
 OK_STATUSES = ("succeeded", "cached")
-FORMAT = 1
+FORMAT = 2
 _NO_LIMIT = 1 << 62
 
 
@@ -83,6 +87,44 @@ class StepEntry:
         ]
 
 
+@dataclass(frozen=True)
+class VisibleBinding:
+    """An artifact a step can use by name: who produced it and where its bytes are."""
+
+    name: str
+    output: str
+    artifact_id: str
+    step_id: str
+    kind: str
+    object_path: str | None
+
+
+class StepIndex(Protocol):
+    """What :class:`Lineage` reads from one run, in memory or saved."""
+
+    run_id: str
+    name: str
+    seed: int
+    parent_run_id: str | None
+    fork_seq: int | None
+    status: str
+    env_id: str | None
+    envs: dict[str, dict[str, Any]]
+
+    @property
+    def steps(self) -> Sequence[StepEntry]: ...
+
+    def step(self, seq: int) -> StepEntry | None: ...
+
+    def count_before(self, limit: int) -> int: ...
+
+    def entries_from(self, seq: int) -> list[StepEntry]: ...
+
+    def visible(self, limit: int) -> list[VisibleBinding]: ...
+
+    def artifact(self, artifact_id: str) -> ArtifactRef | None: ...
+
+
 @dataclass
 class RunIndex:
     """One run's own steps (a fork's inherited prefix lives in its ancestors' indexes)."""
@@ -98,9 +140,11 @@ class RunIndex:
     steps: list[StepEntry] = field(default_factory=list)
     artifacts: dict[str, ArtifactRef] = field(default_factory=dict)
     _position: dict[int, int] = field(default_factory=dict, repr=False)
+    _seqs: list[int] = field(default_factory=list, repr=False)
     _producers: dict[str, tuple[list[int], list[StepEntry]]] | None = field(
-        default=None, repr=False
+        default_factory=dict, repr=False
     )
+    """Name → the seqs and steps that bound it, kept up to date as steps arrive."""
 
     def upsert(self, entry: StepEntry, artifacts: Mapping[str, ArtifactRef] = {}) -> None:
         """Record a step's newest state (steps arrive in ``seq`` order)."""
@@ -111,6 +155,7 @@ class RunIndex:
                 raise ValueError(f"step {entry.seq} arrived after step {self.steps[-1].seq}")
             self._position[entry.seq] = len(self.steps)
             self.steps.append(entry)
+            self._seqs.append(entry.seq)
         else:
             self.steps[position] = entry
         if self._producers is not None and entry.ok:
@@ -125,6 +170,38 @@ class RunIndex:
     def step(self, seq: int) -> StepEntry | None:
         position = self._position.get(seq)
         return None if position is None else self.steps[position]
+
+    def count_before(self, limit: int) -> int:
+        return bisect_left(self._seqs, limit)
+
+    def entries_from(self, seq: int) -> list[StepEntry]:
+        return self.steps[bisect_left(self._seqs, seq) :]
+
+    def artifact(self, artifact_id: str) -> ArtifactRef | None:
+        return self.artifacts.get(artifact_id)
+
+    def visible(self, limit: int) -> list[VisibleBinding]:
+        """The newest binding of each name made by a step with ``seq < limit``."""
+        found = []
+        for name in self.producers():
+            entry = self.producer_before(name, limit)
+            if entry is None:
+                continue
+            for target, output, artifact_id in entry.bindings():
+                if target == name:
+                    ref = self.artifacts.get(artifact_id)
+                    found.append(
+                        VisibleBinding(
+                            name,
+                            output,
+                            artifact_id,
+                            entry.step_id,
+                            ref.kind if ref else "opaque",
+                            ref.object_path if ref else None,
+                        )
+                    )
+                    break
+        return found
 
     def producer_before(self, name: str, limit: int) -> StepEntry | None:
         """The newest ok step of this run that bound ``name`` at a ``seq`` below ``limit``."""
@@ -145,8 +222,25 @@ class RunIndex:
 
     # ------------------------------------------------------------ persistence
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_arrow(self) -> pa.Table:
+        """The steps as columns (dicts as JSON text) plus, per ok step, parallel lists of
+        the names it bound and where each artifact is."""
+        columns: dict[str, list[Any]] = {name: [] for name in _ARROW_SCHEMA.names}
+        for entry in self.steps:
+            for name in _ENTRY_FIELDS:
+                value = getattr(entry, name)
+                if name in _JSON_FIELDS:
+                    value = json.dumps(value if name != "targets" else list(value))
+                columns[name].append(value)
+            bound = entry.bindings()
+            refs = [self.artifacts.get(artifact_id) for _, _, artifact_id in bound]
+            columns["b_names"].append([name for name, _, _ in bound])
+            columns["b_outputs"].append([output for _, output, _ in bound])
+            columns["b_artifacts"].append([artifact_id for _, _, artifact_id in bound])
+            columns["b_kinds"].append([r.kind if r else "opaque" for r in refs])
+            columns["b_paths"].append([r.object_path if r else None for r in refs])
+            columns["b_notes"].append([r.note if r else None for r in refs])
+        meta = {
             "format": FORMAT,
             "run": {
                 "run_id": self.run_id,
@@ -158,45 +252,103 @@ class RunIndex:
                 "env_id": self.env_id,
             },
             "envs": self.envs,
-            "steps": [_entry_row(e) for e in self.steps],
-            "artifacts": [
-                [a.artifact_id, a.kind, a.object_path, a.note] for a in self.artifacts.values()
-            ],
         }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RunIndex:
-        run = data["run"]
-        index = cls(
-            run_id=run["run_id"],
-            name=run["name"],
-            seed=int(run["seed"]),
-            parent_run_id=run["parent_run_id"],
-            fork_seq=run["fork_seq"],
-            status=run["status"],
-            env_id=run["env_id"],
-            envs=dict(data["envs"]),
-            artifacts={row[0]: ArtifactRef(*row) for row in data["artifacts"]},
-        )
-        index.steps = [_entry_from_row(row) for row in data["steps"]]
-        index._position = {e.seq: i for i, e in enumerate(index.steps)}
-        return index
+        table = pa.table(columns, schema=_ARROW_SCHEMA)
+        return table.replace_schema_metadata({b"rlam": json.dumps(meta).encode()})
 
     def save(self, layout: StoreLayout) -> None:
         """Write atomically, stamped with the journal sizes it reflects."""
-        payload = self.to_json()
-        payload["stamp"] = journal_stamp(layout, self.run_id)
+        table = self.to_arrow()
+        meta = json.loads(table.schema.metadata[b"rlam"])
+        meta["stamp"] = journal_stamp(layout, self.run_id)
+        table = table.replace_schema_metadata({b"rlam": json.dumps(meta).encode()})
         target = index_path(layout, self.run_id)
         target.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(payload, separators=(",", ":")).encode()
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        os.close(fd)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+            with pa.OSFile(temp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
             os.replace(temp, target)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
+
+
+class SavedRunIndex:
+    """A saved index read back as Arrow columns; entries are built only when asked for."""
+
+    def __init__(self, table: pa.Table, meta: Mapping[str, Any]) -> None:
+        run = meta["run"]
+        self.run_id: str = run["run_id"]
+        self.name: str = run["name"]
+        self.seed: int = int(run["seed"])
+        self.parent_run_id: str | None = run["parent_run_id"]
+        self.fork_seq: int | None = run["fork_seq"]
+        self.status: str = run["status"]
+        self.env_id: str | None = run["env_id"]
+        self.envs: dict[str, dict[str, Any]] = dict(meta["envs"])
+        self.table = table
+        self._steps: list[StepEntry] | None = None
+        self._artifacts: dict[str, ArtifactRef] | None = None
+
+    @property
+    def steps(self) -> list[StepEntry]:
+        if self._steps is None:
+            self._steps = _entries(self.table.select(list(_ENTRY_FIELDS)))
+        return self._steps
+
+    def step(self, seq: int) -> StepEntry | None:
+        position = pc.index(self.table["seq"], pa.scalar(seq, pa.int64())).as_py()
+        if position < 0:
+            return None
+        return _entries(self.table.slice(position, 1).select(list(_ENTRY_FIELDS)))[0]
+
+    def count_before(self, limit: int) -> int:
+        return int(pc.sum(pc.less(self.table["seq"], limit)).as_py() or 0)
+
+    def entries_from(self, seq: int) -> list[StepEntry]:
+        table = self.table.filter(pc.greater_equal(self.table["seq"], seq))
+        return _entries(table.select(list(_ENTRY_FIELDS)))
+
+    def artifact(self, artifact_id: str) -> ArtifactRef | None:
+        if self._artifacts is None:
+            columns = [
+                pc.list_flatten(self.table[name]).to_pylist()
+                for name in ("b_artifacts", "b_kinds", "b_paths", "b_notes")
+            ]
+            self._artifacts = {row[0]: ArtifactRef(*row) for row in zip(*columns, strict=True)}
+        return self._artifacts.get(artifact_id)
+
+    def visible(self, limit: int) -> list[VisibleBinding]:
+        """The newest binding of each name made by a step with ``seq < limit`` (column-wise:
+        flatten the bindings of the earlier steps, keep the last row of each name)."""
+        table = self.table.filter(pc.less(self.table["seq"], limit))
+        if table.num_rows == 0:
+            return []
+        parents = pc.list_parent_indices(table["b_names"])
+        flat = pa.table(
+            {
+                "name": pc.list_flatten(table["b_names"]),
+                "row": pa.array(range(len(parents)), pa.int64()),
+            }
+        )
+        if flat.num_rows == 0:
+            return []
+        last = flat.group_by("name").aggregate([("row", "max")])["row_max"]
+        step_ids = pc.take(table["step_id"], pc.take(parents, last))
+        columns = [pc.take(pc.list_flatten(table[n]), last) for n in _BOUND_COLUMNS]
+        names, outputs, artifacts, kinds, paths = (c.to_pylist() for c in columns)
+        return [
+            VisibleBinding(*row)
+            for row in zip(
+                names, outputs, artifacts, step_ids.to_pylist(), kinds, paths, strict=True
+            )
+        ]
+
+
+_BOUND_COLUMNS = ("b_names", "b_outputs", "b_artifacts", "b_kinds", "b_paths")
+_JSON_FIELDS = ("params", "inputs", "input_ids", "targets", "outputs")
 
 
 _ENTRY_FIELDS = (
@@ -221,18 +373,24 @@ _ENTRY_FIELDS = (
 )
 
 
-def _entry_row(entry: StepEntry) -> list[Any]:
-    return [getattr(entry, name) for name in _ENTRY_FIELDS]
+_STRING_LIST = pa.list_(pa.string())
+_ARROW_SCHEMA = pa.schema(
+    [(name, pa.int64() if name in ("seq", "seed") else pa.string()) for name in _ENTRY_FIELDS]
+    + [(name, _STRING_LIST) for name in (*_BOUND_COLUMNS, "b_notes")]
+)
 
 
-def _entry_from_row(row: list[Any]) -> StepEntry:
-    values = dict(zip(_ENTRY_FIELDS, row, strict=True))
-    values["targets"] = tuple(values["targets"])
-    return StepEntry(**values)
+def _entries(table: pa.Table) -> list[StepEntry]:
+    rows = table.to_pylist()
+    for row in rows:
+        for name in _JSON_FIELDS:
+            row[name] = json.loads(row[name]) if row[name] else {}
+        row["targets"] = tuple(row["targets"] or ())
+    return [StepEntry(**row) for row in rows]
 
 
 def index_path(layout: StoreLayout, run_id: str) -> Path:
-    return layout.index_dir / f"{run_id}.json"
+    return layout.index_dir / f"{run_id}.arrow"
 
 
 def journal_stamp(layout: StoreLayout, run_id: str) -> list[list[Any]]:
@@ -243,16 +401,18 @@ def journal_stamp(layout: StoreLayout, run_id: str) -> list[list[Any]]:
     return sorted([p.name, p.stat().st_size] for p in folder.glob("*.jsonl"))
 
 
-def load_saved(layout: StoreLayout, run_id: str) -> RunIndex | None:
-    """The saved index of a run, or None when missing or stale."""
+def load_saved(layout: StoreLayout, run_id: str) -> SavedRunIndex | None:
+    """The saved index of a run, or None when missing, unreadable or stale."""
     path = index_path(layout, run_id)
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_file(source).read_all()
+        meta = json.loads((table.schema.metadata or {})[b"rlam"])
+    except (OSError, ValueError, KeyError, pa.ArrowException):
         return None
-    if data.get("format") != FORMAT or data.get("stamp") != journal_stamp(layout, run_id):
+    if meta.get("format") != FORMAT or meta.get("stamp") != journal_stamp(layout, run_id):
         return None
-    return RunIndex.from_json(data)
+    return SavedRunIndex(table, meta)
 
 
 def build_from_store(con: Any, run_id: str) -> RunIndex:
@@ -365,14 +525,14 @@ class Lineage:
     visible in the run (``upto`` is unlimited for the run itself).
     """
 
-    links: list[tuple[RunIndex, int]]
+    links: list[tuple[StepIndex, int]]
 
     @property
-    def run(self) -> RunIndex:
+    def run(self) -> StepIndex:
         return self.links[0][0]
 
     def steps(self, upto: int | None = None) -> Iterator[StepEntry]:
-        """Every visible step in ``seq`` order, inherited ones included."""
+        """Every visible step in ``seq`` order, inherited ones included (reads them all)."""
         limit = _NO_LIMIT if upto is None else upto + 1
         for index, link_upto in reversed(self.links):
             bound = min(link_upto, limit)
@@ -381,7 +541,21 @@ class Lineage:
                     break
                 yield entry
 
-    def step(self, seq: int) -> tuple[RunIndex, StepEntry] | None:
+    def steps_after(self, seq: int) -> list[StepEntry]:
+        """The visible steps with a ``seq`` above ``seq``, in order."""
+        later: list[StepEntry] = []
+        for index, upto in reversed(self.links):
+            later += [e for e in index.entries_from(seq + 1) if e.seq < upto]
+        return later
+
+    def count_before(self, seq: int) -> int:
+        """How many visible steps come before ``seq`` (without reading them)."""
+        return sum(index.count_before(min(upto, seq)) for index, upto in self.links)
+
+    def last_seq(self) -> int:
+        return max((e.seq for e in self.steps()), default=0)
+
+    def step(self, seq: int) -> tuple[StepIndex, StepEntry] | None:
         """The visible step at ``seq`` and the run that recorded it."""
         for index, upto in self.links:
             if seq < upto:
@@ -390,35 +564,17 @@ class Lineage:
                     return index, entry
         return None
 
-    def names(self) -> set[str]:
-        names: set[str] = set()
-        for index, _upto in self.links:
-            names.update(index.producers())
-        return names
-
-    def bindings_before(self, seq: int) -> dict[str, tuple[StepEntry, str]]:
-        """Name → (producing step, output name) for every artifact visible just before ``seq``.
-
-        Costs a binary search per name and ancestor, whatever ``seq`` is.
-        """
-        found: dict[str, tuple[StepEntry, str]] = {}
+    def bindings_before(self, seq: int) -> dict[str, VisibleBinding]:
+        """Every artifact name visible just before step ``seq``, newest binding first."""
+        found: dict[str, VisibleBinding] = {}
         for index, upto in self.links:
-            limit = min(upto, seq)
-            for name in index.producers():
-                if name in found:
-                    continue
-                entry = index.producer_before(name, limit)
-                if entry is None:
-                    continue
-                for target, output, _artifact in entry.bindings():
-                    if target == name:
-                        found[name] = (entry, output)
-                        break
+            for binding in index.visible(min(upto, seq)):
+                found.setdefault(binding.name, binding)
         return found
 
     def artifact(self, artifact_id: str) -> ArtifactRef | None:
         for index, _upto in self.links:
-            ref = index.artifacts.get(artifact_id)
+            ref = index.artifact(artifact_id)
             if ref is not None:
                 return ref
         return None
@@ -427,7 +583,7 @@ class Lineage:
 class IndexSource:
     """Finds run indexes: in memory (runs this kernel writes), saved, or rebuilt from DuckDB."""
 
-    def __init__(self, layout: StoreLayout, memory: Mapping[str, RunIndex] | None = None) -> None:
+    def __init__(self, layout: StoreLayout, memory: Mapping[str, StepIndex] | None = None) -> None:
         self.layout = layout
         self.memory = memory if memory is not None else {}
         self._con: Any = None
@@ -441,7 +597,7 @@ class IndexSource:
             self._con = connect(self.layout)
         return self._con
 
-    def index(self, run_id: str) -> RunIndex:
+    def index(self, run_id: str) -> StepIndex:
         held = self.memory.get(run_id)
         if held is not None:
             return held
@@ -456,7 +612,7 @@ class IndexSource:
         return rebuilt
 
     def lineage(self, run_id: str) -> Lineage:
-        links: list[tuple[RunIndex, int]] = []
+        links: list[tuple[StepIndex, int]] = []
         upto = _NO_LIMIT
         seen: set[str] = set()
         current: str | None = run_id
@@ -471,13 +627,15 @@ class IndexSource:
         return Lineage(links)
 
     def known_run_ids(self) -> list[str]:
-        """Run ids found without reading any record (journal folders and saved indexes)."""
+        """Run ids found without reading any record: journal folders, saved indexes and
+        the manifests of runs compacted into Parquet."""
         ids = set(self.memory)
         if self.layout.journal_dir.is_dir():
             ids.update(p.name for p in self.layout.journal_dir.iterdir() if p.is_dir())
-        if self.layout.index_dir.is_dir():
-            ids.update(p.stem for p in self.layout.index_dir.glob("*.json"))
-        return sorted(ids)
+        for folder in (self.layout.index_dir, self.layout.parquet_dir / "_manifests"):
+            if folder.is_dir():
+                ids.update(p.stem for p in folder.iterdir() if p.suffix in (".arrow", ".json"))
+        return sorted(i for i in ids if not i.startswith("."))
 
     def close(self) -> None:
         if self._con is not None:

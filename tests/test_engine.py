@@ -144,10 +144,10 @@ def test_the_cache_is_shared_by_engines_and_checks_that_objects_still_exist(
 def test_cache_entries_survive_in_the_store_not_only_in_memory(
     store: Path, actions: Registry
 ) -> None:
-    _run(store, actions, "first")
-    logs = list((store / "cache").glob("*.jsonl"))
-    assert len(logs) == 1
-    assert len(logs[0].read_text().splitlines()) == 6
+    first, _results = _run(store, actions, "first")
+    logs = list((store / "cache").rglob("*.jsonl"))  # sharded by key: cache/<xx>/<writer>.jsonl
+    assert {log.stem for log in logs} == {first.writer_id}
+    assert sum(len(log.read_text().splitlines()) for log in logs) == 6
     logs[0].write_bytes(logs[0].read_bytes() + b'["torn')  # a writer died mid-line
     engine, _results = _run(store, actions, "second")
     assert engine.executions == 0

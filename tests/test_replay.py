@@ -222,12 +222,12 @@ def test_a_stale_or_missing_saved_index_is_rebuilt_from_the_store(
     store: Path, actions: Registry
 ) -> None:
     run_id = record(store, actions, body='data = load_dataset(name="iris")')
-    saved = store / "index" / f"{run_id}.json"
+    saved = store / "index" / f"{run_id}.arrow"
     assert saved.exists()
     saved.unlink()
     assert replay("bc", store=store, namespace={}).steps[0].status == "restored"
     assert saved.exists()  # rebuilt and saved again
-    saved.write_text("{not json")
+    saved.write_bytes(b"not an arrow file")
     assert replay("bc", store=store, namespace={}).steps[0].status == "restored"
 
 
