@@ -333,3 +333,56 @@ def test_rlam_export_and_import_magics_in_a_real_shell(shell: Any, tmp_path: Pat
     shell.run_line_magic("rlam", f"import {tmp_path / 'magic.zip'}")
     names = rlam_jupyter.connect(tmp_path / "other").execute("SELECT name FROM runs").fetchall()
     assert names == [("magic",)]
+
+
+def test_agent_run_exports_its_llm_calls_as_prov_agents(shell: Any, tmp_path: Path) -> None:
+    script = {
+        "steps": [
+            {"action": "load_dataset", "params": {"name": "iris"}, "targets": ["data"]},
+            {
+                "action": "select_columns",
+                "params": {"columns": ["no such column"]},
+                "inputs": {"data": "data"},
+                "targets": ["some"],
+            },
+        ],
+        "recover": {
+            "select_columns": [
+                {
+                    "action": "select_columns",
+                    "params": {"columns": ["target"]},
+                    "inputs": {"data": "data"},
+                    "targets": ["some"],
+                }
+            ]
+        },
+    }
+    shell.run_cell_magic("rlam", "agent --run agentic --seed 2", json.dumps(script))
+    result = export(out=tmp_path / "agent.zip", runs=["agentic"], store=tmp_path / ".rlam")
+    report = verify_bundle(result.path, reexecute=True)
+    assert report.ok, report.text()
+    with zipfile.ZipFile(result.path) as archive:
+        prov = json.loads(archive.read("prov.json"))
+    proposers = {
+        a["prov:agent"]
+        for a in prov["wasAssociatedWith"].values()
+        if a["prov:role"]["$"] == "rlam:proposer"
+    }
+    assert proposers
+    assert all(p.startswith("agent:llm-") for p in proposers)
+    assert all(prov["agent"][p]["rlam:provider"] == "scripted" for p in proposers)
+    lean = export(
+        out=tmp_path / "lean.zip",
+        runs=["agentic"],
+        store=tmp_path / ".rlam",
+        include_llm_content=False,
+    )
+    with zipfile.ZipFile(lean.path) as archive:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        calls = pq.read_table(pa.BufferReader(archive.read("trace/llm_calls.parquet")))
+    assert calls.num_rows > 0
+    assert set(calls.column("request").to_pylist()) == {None}
+    assert None not in set(calls.column("request_hash").to_pylist())
+    assert verify_bundle(lean.path).ok
