@@ -159,17 +159,23 @@ def test_refused_write_keeps_the_record_and_writes_it_later(store: Path, tmp_pat
     real = tmp_path / "aside.jsonl"
     writer.path.rename(real)
     writer.path.symlink_to("/dev/full")
-    with pytest.raises(StoreWriteError, match=r"No space left on device.*`%rlam status`"):
-        writer.append("steps", step("R1", 2))
+    with pytest.raises(StoreWriteError, match=r"No space left on device.*run the cell again"):
+        writer.append("steps", step("R1", 2))  # refused: the caller will not run the step
+    assert writer.unwritten == []
     with writer.holding_failures():
-        writer.append("steps", step("R1", 3))  # queued, not raised
-    assert [r["seq"] for r in writer.unwritten] == [2, 3]
+        writer.append("steps", step("R1", 3))  # a step that ran: queued, not raised
+        writer.append("steps", step("R1", 4))
+    assert [r["seq"] for r in writer.unwritten] == [3, 4]
+    assert "2 trace record(s) of run R1 are pending" in writer.pending_notes()[0]
+    with pytest.raises(StoreWriteError, match="2 trace record"):
+        writer.raise_if_pending()
     assert writer.retry_unwritten() == 2  # still full
     writer.path.unlink()
     real.rename(writer.path)
     assert writer.retry_unwritten() == 0
+    assert writer.pending_notes() == []
     con = connect(store)
-    assert con.execute("SELECT seq FROM steps ORDER BY seq").fetchall() == [(1,), (2,), (3,)]
+    assert con.execute("SELECT seq FROM steps ORDER BY seq").fetchall() == [(1,), (3,), (4,)]
 
 
 def test_a_write_cut_short_does_not_swallow_the_next_record(store: Path) -> None:

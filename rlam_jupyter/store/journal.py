@@ -103,11 +103,12 @@ def line_is_intact(line: bytes) -> bool:
 class JournalWriter:
     """The single writer of one journal file.
 
-    ``append`` is thread-safe. When the disk refuses a write it keeps the record in
-    ``unwritten`` and raises :class:`StoreWriteError`, so the caller can keep the
-    user's value and report the missing record; :meth:`retry_unwritten` writes them
-    later. Inside :meth:`holding_failures` the error is not raised (the engine uses
-    this after an action ran, so a full disk never costs the computed value).
+    ``append`` is thread-safe. When the disk refuses a write it raises
+    :class:`StoreWriteError` (the caller must not act as if recorded: a step is not
+    run). Inside :meth:`holding_failures` it keeps the record in ``unwritten``
+    instead and does not raise: the engine records a step's results that way, so a
+    full disk never costs a computed value; :meth:`retry_unwritten` (``%rlam status``,
+    or the next append) writes them later, and the trace says they are missing meanwhile.
     """
 
     def __init__(self, layout: StoreLayout, run_id: str, writer_id: str | None = None) -> None:
@@ -170,8 +171,12 @@ class JournalWriter:
             try:
                 self._write(frame(full))
             except OSError as exc:
+                self.last_error = exc.strerror or str(exc)
+                if not self._hold:
+                    # The caller learns of it and does not act on the record (a step
+                    # is not run): nothing to keep.
+                    raise StoreWriteError(self._refusal_message()) from exc
                 self.unwritten.append(full)
-                self._fail(exc)
 
     def _write(self, data: bytes) -> None:
         fd = self._open()
@@ -183,19 +188,25 @@ class JournalWriter:
             self._drop_fd()
             raise
 
-    def _fail(self, exc: OSError) -> None:
-        self.last_error = exc.strerror or str(exc)
-        if self._hold:
-            return
-        raise StoreWriteError(self._pending_message()) from exc
+    def _refusal_message(self) -> str:
+        pending = (
+            f"; {len(self.unwritten)} record(s) of steps that ran are pending"
+            if self.unwritten
+            else ""
+        )
+        return (
+            f"the trace store refused a write to {self.path} ({self.last_error}), so "
+            f"nothing more runs until it can record{pending}. Free disk space or make "
+            "the store writable, then run `%rlam status`"
+            + (" to write the pending records." if self.unwritten else " and run the cell again.")
+        )
 
     def _pending_message(self) -> str:
         return (
             f"the trace store refused a write ({self.last_error}): {len(self.unwritten)} "
             f"trace record(s) of run {self.run_id} are pending, not in {self.path.parent}. "
-            "Values of steps that ran are kept in the notebook; no further step runs "
-            "unrecorded. Free disk space or make the store writable, then run "
-            "`%rlam status` to write the pending records."
+            "Values of steps that ran are kept in the notebook. Free disk space or make "
+            "the store writable, then run `%rlam status` to write the pending records."
         )
 
     def pending_notes(self) -> list[str]:

@@ -9,6 +9,8 @@ refuses fall back to the record-at-a-time decoder, so a bad record costs only it
 from __future__ import annotations
 
 import io
+import os
+import stat
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +80,10 @@ def read_journal(path: Path, start: int = 0, first_line: int = 1) -> JournalChun
 def read_head(path: Path) -> tuple[bytes, bytes] | None:
     """The first line and all bytes of a journal file (None if it is gone)."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None  # a device or pipe in the journal folder is not a journal
+            data = handle.read()
     except FileNotFoundError:
         return None
     newline = data.find(b"\n")
