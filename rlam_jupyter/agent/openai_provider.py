@@ -38,10 +38,11 @@ class OpenAIProposer:
         from openai import OpenAI
 
         self.model = model or os.environ.get("RLAM_AGENT_MODEL") or DEFAULT_MODEL
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        url: str = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        self.base_url: str | None = url
         key = api_key or os.environ.get("OPENAI_API_KEY")
         if not key:
-            if self.base_url.rstrip("/") == DEFAULT_BASE_URL:
+            if url.rstrip("/") == DEFAULT_BASE_URL:
                 raise ProviderError(
                     "configuration",
                     "no API key for api.openai.com: set OPENAI_API_KEY in the kernel's "
@@ -50,7 +51,7 @@ class OpenAIProposer:
             key = "not-needed"  # local servers accept any key; the client insists on one
         self.timeout_s = timeout_s
         self._client = OpenAI(
-            base_url=self.base_url, api_key=key, timeout=timeout_s, max_retries=http_retries
+            base_url=url, api_key=key, timeout=timeout_s, max_retries=http_retries
         )
 
     def complete(self, request: Mapping[str, Any]) -> Reply:
