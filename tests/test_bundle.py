@@ -386,3 +386,21 @@ def test_agent_run_exports_its_llm_calls_as_prov_agents(shell: Any, tmp_path: Pa
     assert set(calls.column("request").to_pylist()) == {None}
     assert None not in set(calls.column("request_hash").to_pylist())
     assert verify_bundle(lean.path).ok
+
+
+def test_bundle_is_the_same_after_the_store_is_compacted_to_parquet(
+    analysis: Path, bundle: Path, tmp_path: Path
+) -> None:
+    """Export reads the documented views only: journals or Parquet, the bytes do not change."""
+    compaction = pytest.importorskip("rlam_jupyter.store.compaction")
+    import shutil
+
+    store = tmp_path / ".rlam"
+    shutil.copytree(analysis.parent / ".rlam", store)
+    compaction.compact(store)
+    assert not list((store / "journal").rglob("*.jsonl"))
+    again = export(analysis, out=tmp_path / "after.zip", store=store)
+    assert again.path.read_bytes() == bundle.read_bytes()
+    imported = import_bundle(bundle, store)
+    assert imported.imported == ()
+    assert len(imported.already_present) == 2
