@@ -285,11 +285,7 @@ class RlamMode:
         engine.end_run(run)
         run_ids = [run.run_id]
         if experiment == "fork":
-            fork = self._fork(engine, run, FORK_AT)
-            _agent_loop(observer, self.stand_in_factory(fork_plan()), step_for(fork, "fork"))
-            observer.start()
-            engine.end_run(fork)
-            run_ids.append(fork.run_id)
+            run_ids.append(self._fork(engine, run, store, observer))
         observer.stop()
         if self.before_audit is not None:
             self.before_audit(store)
@@ -297,20 +293,23 @@ class RlamMode:
         return observer.repetition(self.name, experiment, index, TraceKept.read(store))
 
     @staticmethod
-    def _fork(engine: Any, parent: Any, plan_index: int) -> Any:
-        """A run that shares the parent's steps before the training step (by reference:
-        its artifacts are restored from the object store when first used)."""
-        from dataclasses import replace
+    def _fork(engine: Any, parent: Any, store: Path, observer: Observer) -> str:
+        """The product's own fork (``rlam_jupyter.replay.fork``): the steps before the
+        training step are shared by reference, training is re-proposed with the new
+        ``C`` and evaluation re-runs after it."""
+        from rlam_jupyter.replay import fork
 
-        ok = [r for r in parent.results if r.ok]
-        at = ok[plan_index].seq
-        fork = engine.start_run(
-            f"{parent.name}-fork", seed=parent.seed, parent_run_id=parent.run_id, fork_seq=at
-        )
-        for name, binding in parent.bindings.items():
-            if int(binding.step_id.rsplit("-", 1)[1]) < at:
-                fork.bindings[name] = replace(binding, value=None, loaded=False)
-        return fork
+        at = [r for r in parent.results if r.ok][FORK_AT].seq
+        observer.start()
+        report = fork(parent.run_id, at, {"C": FORK_C}, store=str(store), engine=engine)
+        observer.stop()
+        for intent, result in zip(fork_plan(), report.results, strict=True):
+            observer.proposed(intent, result.step_id)
+            if result.error is not None:
+                observer.failed(intent, result.step_id, result.error.type, result.error.message)
+            else:
+                observer.executed("fork", intent, result.step_id, result.values, own=False)
+        return str(report.run_id)
 
 
 @dataclass
