@@ -225,6 +225,27 @@ def failure_without_cause(good: Entries, sandbox: Path, out: Path) -> Path:
     return _write(out, entries, manifest=True)
 
 
+def run_id_traversal(good: Entries, sandbox: Path, out: Path) -> Path:
+    """A run id that would name a journal folder outside the store."""
+    entries = dict(good)
+    for name in ("runs", "steps", "edges"):
+        table = _table(entries, name)
+        index = table.schema.get_field_index("run_id")
+        evil = pa.array(["../../evil"] * table.num_rows, pa.string())
+        entries[f"trace/{name}.parquet"] = _parquet(table.set_column(index, "run_id", evil))
+    return _write(out, entries, manifest=True)
+
+
+def object_path_traversal(good: Entries, sandbox: Path, out: Path) -> Path:
+    """An artifact whose recorded object path points outside the store (read on replay)."""
+    entries = dict(good)
+    table = _table(entries, "artifacts")
+    index = table.schema.get_field_index("object_path")
+    evil = pa.array(["../../../etc/passwd"] * table.num_rows, pa.string())
+    entries["trace/artifacts.parquet"] = _parquet(table.set_column(index, "object_path", evil))
+    return _write(out, entries, manifest=True)
+
+
 def not_a_zip(good: Entries, sandbox: Path, out: Path) -> Path:
     out.write_bytes(b"PK\x03\x04 definitely not a zip" * 10)
     return out
@@ -260,6 +281,8 @@ CASES: list[tuple[Hostile, str, str]] = [
     (no_manifest, "manifest.json", "missing"),
     (dangling_edge, "trace/edges.parquet", "dangling, no artifact " + "f" * 64),
     (failure_without_cause, "trace/steps.parquet", "has no recorded cause"),
+    (run_id_traversal, "trace/runs.parquet", "unsafe run id '../../evil'"),
+    (object_path_traversal, "trace/artifacts.parquet", "unsafe object path '../../../etc/passwd'"),
     (not_a_zip, "hostile.zip", "not a readable zip archive"),
     (newer_format, "manifest.json", "format version 99"),
 ]

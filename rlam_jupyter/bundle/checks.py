@@ -223,6 +223,10 @@ def _check_trace(result: Inspection) -> None:
                 problems.append(Problem(entry, "missing: every bundle carries all trace tables"))
             continue
         table, problem = _read_parquet(data, schema, table_name, limits)
+        if table is not None and problem is None:
+            problem = _unsafe_run_ids(table)
+        if table is not None and problem is None and table_name == "artifacts":
+            problem = _unsafe_object_paths(table)
         if problem:
             problems.append(Problem(entry, problem))
         elif table is not None:
@@ -239,6 +243,24 @@ def _check_trace(result: Inspection) -> None:
     result.rows = TraceRows.from_tables(result.tables)
     counts = ", ".join(f"{n} {t.num_rows}" for n, t in result.tables.items())
     result.add(Check("trace", OK, f"{len(TABLES)} tables, schemas match ({counts})"))
+
+
+def _unsafe_run_ids(table: pa.Table) -> str | None:
+    for value in set(table.column("run_id").to_pylist()):
+        if not isinstance(value, str) or not fmt.RUN_ID.match(value):
+            return (
+                f"unsafe run id {value!r} (run ids are letters, digits, '-' and '_'; "
+                "they name folders on import)"
+            )
+    return None
+
+
+def _unsafe_object_paths(table: pa.Table) -> str | None:
+    """Replay reads objects by these paths: each must be an object name inside the store."""
+    for value in set(table.column("object_path").to_pylist()):
+        if value is not None and not fmt.OBJECT_NAME.match(str(value)):
+            return f"unsafe object path {str(value)[:80]!r} (must be objects/xx/<blake3>.<kind>)"
+    return None
 
 
 def _read_parquet(

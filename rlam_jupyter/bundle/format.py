@@ -35,6 +35,8 @@ OBJECT_NAME = re.compile(
     r"^objects/([0-9a-f]{2})/(\1[0-9a-f]{62})\.(" + "|".join(OBJECT_KINDS) + r")$"
 )
 """An object entry: the folder is the hash's first two hex digits, the suffix its kind."""
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+"""A run id names a journal folder on import: nothing else may get near a path."""
 NOTEBOOK_NAME = re.compile(r"^notebook/[A-Za-z0-9][A-Za-z0-9._ -]{0,200}\.ipynb$")
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {

@@ -24,7 +24,7 @@ import pyarrow as pa
 from rlam_jupyter.bundle import format as fmt
 from rlam_jupyter.bundle.archive import DEFAULT_LIMITS, Limits
 from rlam_jupyter.bundle.checks import Inspection, inspect_bundle
-from rlam_jupyter.bundle.problems import BundleError
+from rlam_jupyter.bundle.problems import BundleError, Problem
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.journal import JournalWriter
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
@@ -114,6 +114,8 @@ def _write(inspection: Inspection, layout: StoreLayout) -> ImportResult:
     writer_id = f"import-{inspection.manifest_hash[:20]}"
     written = 0
     for run_id in new_runs:
+        if not fmt.RUN_ID.match(run_id):  # checked already; a path is at stake, so again
+            raise BundleError([Problem(fmt.trace_entry("runs"), f"unsafe run id {run_id!r}")])
         writer = JournalWriter(layout, run_id, writer_id)
         try:
             for kind, record in records.get(run_id, []):
