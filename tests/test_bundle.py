@@ -404,3 +404,26 @@ def test_bundle_is_the_same_after_the_store_is_compacted_to_parquet(
     imported = import_bundle(bundle, store)
     assert imported.imported == ()
     assert len(imported.already_present) == 2
+
+
+def test_pure_python_cells_are_re_executed_from_their_recorded_source(
+    shell: Any, tmp_path: Path
+) -> None:
+    shell.run_cell_magic(
+        "rlam", "--run cells --seed 4 --quiet", 'data = load_dataset(name="iris")\n'
+    )
+    shell.run_cell_magic(
+        "rlam", "python --run cells --pure --inputs data --outputs n", "n = len(data)\n"
+    )
+    shell.run_cell_magic(
+        "rlam", "python --run cells --inputs data --outputs m", "m = 2 * len(data)\n"
+    )
+    result = export(out=tmp_path / "cells.zip", runs=["cells"], store=tmp_path / ".rlam")
+    report = verify_bundle(result.path, reexecute=True)
+    assert report.ok, report.text()
+    outcomes = [(o["action"], o["outcome"]) for o in report.reexecution]
+    assert outcomes == [
+        ("load_dataset", "identical"),
+        ("python", "identical"),
+        ("python", "skipped"),
+    ]

@@ -164,6 +164,8 @@ def _reexecute_step(
         return SKIPPED, f"never finished (last status {status})"
     if step.get("determinism") == "external":
         return SKIPPED, "external: recorded outputs are restored, never re-run"
+    if step["action"] == "python" and "python" not in engine.registry:
+        return _reexecute_python_cell(engine, run, step, artifacts, objects)
     if step["action"] not in engine.registry:
         return NOT_REEXECUTABLE, (
             f"action {step['action']!r} is not registered here; pass --import MODULE "
@@ -202,6 +204,28 @@ def _reexecute_step(
         return DIVERGED, f"now fails: {result.error.type}: {result.error.message}"
     differing = sorted(n for n in recorded if result.outputs.get(n) != recorded[n])
     return DIVERGED, f"output(s) {differing} have other hashes"
+
+
+def _reexecute_python_cell(
+    engine: Engine,
+    run: Run,
+    step: dict[str, Any],
+    artifacts: dict[str, tuple[str, str | None]],
+    objects: ObjectStore,
+) -> tuple[str, str]:
+    """A ``%%rlam python --pure`` cell: its recorded source is its action (never registered)."""
+    from rlam_jupyter.escape_hatch import python_spec
+
+    source = json_field(step, "params", {}).get("source")
+    if not isinstance(source, str):
+        return NOT_REEXECUTABLE, "the python cell's source is not recorded"
+    inputs = list(json_field(step, "inputs", {}))
+    outputs = list(json_field(step, "outputs", {}))
+    engine.registry.add(python_spec(source, inputs, outputs, pure=True))
+    try:
+        return _reexecute_step(engine, run, step, artifacts, objects)
+    finally:
+        engine.registry.remove("python")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
