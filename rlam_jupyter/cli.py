@@ -52,9 +52,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rlam-jupyter {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = common_options()
-    runs = sub.add_parser("runs", parents=[common], help="list the runs in a store")
+    runs = sub.add_parser(
+        "runs",
+        parents=[common],
+        help="list the runs in a store",
+        description="List the runs in a store: id, name, seed, status, how many steps "
+        "failed or were refused, and the run a fork came from. Exit 0.",
+    )
     runs.set_defaults(handler=_runs)
-    show = sub.add_parser("show", parents=[common], help="show the steps of a run (or one step)")
+    show = sub.add_parser(
+        "show",
+        parents=[common],
+        help="show the steps of a run (or one step)",
+        description="Show a run's steps, a fork's inherited prefix included, or every "
+        "recorded field of one step with --step. Exit 2 when the run or step is unknown.",
+    )
     show.add_argument("run", help="run id, unique id prefix, or run name")
     show.add_argument("--step", default=None, help="step number (seq) or step id")
     show.set_defaults(handler=_show)
