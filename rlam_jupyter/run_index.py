@@ -181,12 +181,24 @@ class RunIndex:
         return self.artifacts.get(artifact_id)
 
     def visible(self, limit: int) -> list[VisibleBinding]:
-        """The newest binding of each name made by a step with ``seq < limit``."""
+        """The newest binding of each name made by a step with ``seq < limit``: a binary
+        search per name, or a backward scan of the earlier steps when they are fewer
+        (so the cost is the smaller of the two, never the whole run)."""
+        earlier = self.count_before(limit)
+        producers = self.producers()
+        if earlier < len(producers):
+            latest: dict[str, StepEntry] = {}
+            for entry in reversed(self.steps[:earlier]):
+                for name in entry.bound_names if entry.ok else ():
+                    latest.setdefault(name, entry)
+        else:
+            latest = {}
+            for name in producers:
+                producer = self.producer_before(name, limit)
+                if producer is not None:
+                    latest[name] = producer
         found = []
-        for name in self.producers():
-            entry = self.producer_before(name, limit)
-            if entry is None:
-                continue
+        for name, entry in latest.items():
             for target, output, artifact_id in entry.bindings():
                 if target == name:
                     ref = self.artifacts.get(artifact_id)
