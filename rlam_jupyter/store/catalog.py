@@ -18,7 +18,7 @@ import pyarrow as pa
 from rlam_jupyter.store.journal_reader import JournalChunk, header_id_of, parse_journal, read_head
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
 from rlam_jupyter.store.manifest import Manifest, load_manifests
-from rlam_jupyter.store.schema import LATEST_BY, TABLES
+from rlam_jupyter.store.schema import LATEST_BY, SCHEMA_VERSION, TABLES
 from rlam_jupyter.store.versioning import check_readable
 
 
@@ -33,6 +33,11 @@ class Snapshot:
     parts: dict[str, list[Path]]
     problems: list[tuple[str, int, str]] = field(default_factory=list)
     journal_files: int = 0
+
+    @property
+    def mixed_versions(self) -> bool:
+        """True when some Parquet parts were written with an older schema."""
+        return any(m.schema_version != SCHEMA_VERSION for m in self.manifests.values())
 
 
 def take_snapshot(layout: StoreLayout) -> Snapshot:
@@ -111,9 +116,12 @@ def connect(store: str | os.PathLike[str] | StoreLayout | None = None) -> duckdb
         columns = ", ".join(f'"{f.name}"' for f in schema)
         source = f"SELECT * FROM _journal_{name}"
         if snapshot.parts[name]:
+            # Parts of the current schema all have the same columns: reading every
+            # file's footer to unify them (union_by_name) would cost a read per file.
+            unify = "true" if snapshot.mixed_versions else "false"
             source = (
                 f"SELECT {columns} FROM (SELECT * FROM read_parquet("
-                f"{_sql_list(snapshot.parts[name])}, union_by_name = true, "
+                f"{_sql_list(snapshot.parts[name])}, union_by_name = {unify}, "
                 "hive_partitioning = true, hive_types = {'run_id': VARCHAR}) "
                 f"UNION ALL BY NAME {source})"
             )

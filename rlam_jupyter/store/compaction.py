@@ -12,7 +12,9 @@ Per run, under that run's compaction lock (writers and readers never take it):
 
 A crash between any two steps leaves a readable store: unpublished parts are
 invisible (and removed by the next compaction of the run), and journals that are
-still there after a publish are skipped up to the covered offset.
+still there after a publish are skipped up to the covered offset. That holds for a
+killed process; against power loss, ``RLAM_FSYNC=1`` fsyncs parts, manifests and
+folders before journals go, as it fsyncs every journal append.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ def _compact_run(
     closed = manifest.closed or _closes(chunks)
     if not closed and not include_open:
         return
+    durable = closed and os.environ.get("RLAM_FSYNC", "0") == "1"
     _remove_orphans(layout, run_id, manifest)
     new_rows = {name: [c.tables[name] for c in chunks if name in c.tables] for name in TABLES}
     written: list[Path] = []
@@ -144,7 +147,7 @@ def _compact_run(
         if not pieces:
             continue
         rows = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
-        written.append(_write_part(layout, table, run_id, rows, durable=closed))
+        written.append(_write_part(layout, table, run_id, rows, durable=durable))
         relative = str(written[-1].relative_to(layout.root))
         manifest.parts.setdefault(table, []).append(relative)
         manifest.rows[table] = manifest.rows.get(table, 0) + rows.num_rows
@@ -162,16 +165,16 @@ def _compact_run(
     changed = bool(written) or previous is None or closed != previous.closed
     manifest.closed = closed
     if changed or any(c.lines for c in chunks):
-        if closed:
+        if durable:
             for part_folder in {p.parent for p in written}:
                 fsync_dir(part_folder)
         manifest.generation += 1
-        publish(layout, manifest, durable=closed)
+        publish(layout, manifest, durable=durable)
     report.parts += len(written)
     if written:
         report.runs.append(run_id)
     if closed:
-        report.journals_removed += _remove_covered(layout, folder, chunks, manifest)
+        report.journals_removed += _remove_covered(layout, folder, chunks, manifest, durable)
         if not folder.exists():
             report.closed.append(run_id)
 
@@ -253,7 +256,11 @@ def _remove_orphans(layout: StoreLayout, run_id: str, manifest: Manifest) -> Non
 
 
 def _remove_covered(
-    layout: StoreLayout, folder: Path, chunks: list[JournalChunk], manifest: Manifest
+    layout: StoreLayout,
+    folder: Path,
+    chunks: list[JournalChunk],
+    manifest: Manifest,
+    durable: bool,
 ) -> int:
     """Delete journals of a closed run whose every byte is in published Parquet
     (a torn tail, never to be completed, goes too: its report moves to the manifest)."""
@@ -273,10 +280,10 @@ def _remove_covered(
     if torn:
         manifest.problems.extend(torn)
         manifest.generation += 1
-        publish(layout, manifest)
+        publish(layout, manifest, durable)
     with contextlib.suppress(OSError):
         folder.rmdir()
-    if removed:
+    if removed and durable:
         fsync_dir(folder.parent)
     return removed
 
