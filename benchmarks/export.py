@@ -9,6 +9,8 @@ empty store. The trace is built through the real engine (journal, objects, edges
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -22,7 +24,7 @@ from report import write
 
 import rlam_jupyter
 from rlam_jupyter import Input
-from rlam_jupyter.bundle import export, import_bundle, verify_bundle
+from rlam_jupyter.bundle import ExportResult, export, import_bundle, verify_bundle
 from rlam_jupyter.engine import Engine
 from rlam_jupyter.proposal import Proposal
 
@@ -54,44 +56,57 @@ def build_store(store: Path, steps: int) -> str:
     return run.run_id
 
 
-def timed(label: str, func: Callable[[], T], rows: list[dict[str, object]], **extra: object) -> T:
-    t0 = time.perf_counter()
-    result = func()
-    seconds = time.perf_counter() - t0
-    rows.append({"operation": label, "seconds": seconds, **extra})
-    return result
+def timed(func: Callable[[], T], repeat: int = 1) -> tuple[T, dict[str, float]]:
+    """Best-of-``repeat`` wall and CPU seconds (the machine is shared: the minimum is the
+    least disturbed measurement; CPU time barely depends on other processes)."""
+    walls, cpus = [], []
+    result = None
+    for _ in range(repeat):
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        result = func()
+        walls.append(time.perf_counter() - wall0)
+        cpus.append(time.process_time() - cpu0)
+    assert result is not None
+    return result, {
+        "wall_s_min": min(walls),
+        "wall_s_median": statistics.median(walls),
+        "cpu_s_min": min(cpus),
+        "repeats": repeat,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="rlam-bench-export-"))
     store = workdir / ".rlam"
-    rows: list[dict[str, object]] = []
     t0 = time.perf_counter()
     run_id = build_store(store, args.steps)
     build_s = time.perf_counter() - t0
 
-    first = timed(
-        f"export {args.steps:,} steps",
-        lambda: export(out=workdir / "a.zip", runs=[run_id], store=store),
-        rows,
-        target=f"< {TARGET_S:g} s",
-    )
-    second = timed(
-        "export again", lambda: export(out=workdir / "b.zip", runs=[run_id], store=store), rows
-    )
-    identical = (workdir / "a.zip").read_bytes() == (workdir / "b.zip").read_bytes()
-    report = timed("verify (no re-execution)", lambda: verify_bundle(workdir / "a.zip"), rows)
-    timed(
-        "import into an empty store", lambda: import_bundle(workdir / "a.zip", workdir / "b"), rows
-    )
-    for row in rows:
-        row["steps"] = args.steps
-    rows[0]["bundle_MiB"] = round(first.size_bytes / 2**20, 2)
-    rows[0]["files"] = first.files
-    export_s = float(str(rows[0]["seconds"]))
+    bundles = iter(range(1000))
+
+    def export_once() -> ExportResult:
+        return export(out=workdir / f"bundle-{next(bundles)}.zip", runs=[run_id], store=store)
+
+    first, export_times = timed(export_once, args.repeat)
+    contents = {p.read_bytes() for p in workdir.glob("bundle-*.zip")}
+    report, verify_times = timed(lambda: verify_bundle(first.path), args.repeat)
+    _, import_times = timed(lambda: import_bundle(first.path, workdir / "imported"))
+    rows: list[dict[str, object]] = [
+        {
+            "operation": f"export {args.steps:,} steps",
+            **export_times,
+            "target": f"< {TARGET_S:g} s",
+            "bundle_MiB": round(first.size_bytes / 2**20, 2),
+            "files": first.files,
+        },
+        {"operation": "verify (no re-execution)", **verify_times},
+        {"operation": "import into an empty store", **import_times},
+    ]
+    export_s = export_times["wall_s_min"]
     write(
         "export",
         rows,
@@ -100,14 +115,15 @@ def main() -> None:
             "export_s": export_s,
             "target_s": TARGET_S,
             "meets_target": export_s < TARGET_S,
-            "byte_identical": identical,
+            "byte_identical": len(contents) == 1,
             "verify_ok": report.ok,
             "build_trace_s": round(build_s, 2),
-            "second_export_s": round(float(str(rows[1]["seconds"])), 3),
+            "load_average": os.getloadavg()[0],
         },
     )
-    print(f"byte-identical across exports: {identical}; verify ok: {report.ok}")
-    assert second.bundle_hash == first.bundle_hash
+    print(
+        f"byte-identical across {args.repeat} exports: {len(contents) == 1}; verify ok: {report.ok}"
+    )
 
 
 if __name__ == "__main__":
