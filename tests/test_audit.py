@@ -1,0 +1,231 @@
+"""The paper's metrics, computed from real traces — and lowered when the trace is broken."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from rlam_jupyter import audit
+from rlam_jupyter.actions import Registry, build_spec
+from rlam_jupyter.actions import registry as default_registry
+from rlam_jupyter.agent import ScriptedProposer, run_agent
+from rlam_jupyter.cli import main
+from rlam_jupyter.engine import Engine
+from rlam_jupyter.proposal import Proposal
+from rlam_jupyter.store.journal import decode_line, frame
+
+SCRIPT = {
+    "steps": [
+        {"action": "load_dataset", "params": {"name": "iris"}, "targets": ["data"]},
+        {
+            "action": "split",
+            "params": {"test_size": 0.3},
+            "inputs": {"data": "data"},
+            "targets": ["X_train", "X_test", "y_train", "y_test"],
+        },
+        {
+            "action": "train_model",
+            "params": {"C": 0},
+            "inputs": {"X": "X_train", "y": "y_train"},
+            "targets": ["model"],
+        },
+        {
+            "action": "evaluate",
+            "inputs": {"model": "model", "X": "X_test", "y": "y_test"},
+            "targets": ["metrics"],
+        },
+    ],
+    "recover": {
+        "train_model": [
+            {
+                "action": "train_model",
+                "params": {"C": 1.0, "max_iter": 1000},
+                "inputs": {"X": "X_train", "y": "y_train"},
+                "targets": ["model"],
+            }
+        ]
+    },
+}
+
+
+def agent_run(store: Path) -> str:
+    proposer = ScriptedProposer(SCRIPT["steps"], SCRIPT["recover"])  # type: ignore[arg-type]
+    outcome = run_agent("analyse", proposer, store=store, seed=1, name="audited")
+    assert outcome.ok, outcome.reason
+    return outcome.run_id
+
+
+def test_a_complete_agent_run_meets_every_target(store: Path) -> None:
+    run_id = agent_run(store)
+    report = audit(run_id, store=store)
+
+    assert report.trace_completeness == 1.0
+    assert report.failure_visibility == 1.0
+    assert report.reproducibility_success == 1.0
+    assert report.ok
+    (run,) = report.runs
+    assert run.completeness.expected > 20  # computed from the trace, item by item
+    assert run.reproducibility is not None
+    assert run.reproducibility.expected == 4
+    (failure,) = report.failures
+    assert failure.action == "train_model"
+    assert failure.status == "rejected"
+    assert "greater than 0" in (failure.message or "")
+    assert failure.recovered_by == f"{run_id}-000004"
+    text = repr(report)
+    assert "Trace Completeness" in text
+    assert "recovered by" in text
+    assert "Failure Visibility" in report._repr_html_()
+
+
+def test_dropping_a_step_record_lowers_trace_completeness(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RLAM_AUTO_COMPACT", "0")  # keep the journal as the only copy
+    run_id = agent_run(store)
+    (journal,) = (store / "journal" / run_id).glob("*.jsonl")
+    lines = journal.read_bytes().splitlines(keepends=True)
+    victim = f"{run_id}-000002"
+    kept = []
+    for line in lines:
+        record = decode_line(line.rstrip(b"\n"))
+        is_step = record is not None and record.get("_t") == "steps"
+        if is_step and record["step_id"] == victim and record["status"] == "succeeded":
+            continue  # drop the outcome of step 2
+        kept.append(line)
+    assert len(kept) == len(lines) - 1
+    journal.write_bytes(b"".join(kept))
+
+    report = audit(run_id, store=store, reproduce=False)
+    assert report.trace_completeness is not None
+    assert report.trace_completeness < 1.0
+    assert any("step 2 (split): accepted, but no outcome" in m for m in report.missing())
+    assert report.reproducibility_success is None  # not measured
+    assert not report.ok
+
+    code = main(["audit", run_id, "--store", str(store), "--no-reproduce", "--json"])
+    assert code == 1
+
+
+def test_removing_a_whole_step_shows_as_a_gap(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RLAM_AUTO_COMPACT", "0")
+    run_id = agent_run(store)
+    (journal,) = (store / "journal" / run_id).glob("*.jsonl")
+    victim = f"{run_id}-000003"
+    kept = [
+        line
+        for line in journal.read_bytes().splitlines(keepends=True)
+        if (decode_line(line.rstrip(b"\n")) or {}).get("step_id") != victim
+    ]
+    journal.write_bytes(b"".join(kept))
+    report = audit(run_id, store=store, reproduce=False)
+    missing = report.missing()
+    assert any("step 3: no record at all" in m for m in missing)
+    assert any("recovers" in m and victim in m for m in missing)
+    assert any("made 1 tool call(s) but only 0 step(s)" in m for m in missing)
+
+
+def test_a_failure_without_its_traceback_lowers_failure_visibility(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RLAM_AUTO_COMPACT", "0")
+    engine = Engine(store)
+    run = engine.start_run("fails", 0)
+    engine.execute(run, Proposal("load_dataset", {"name": "iris"}, targets=("data",)))
+    failed = engine.execute(
+        run, Proposal("select_columns", {"columns": ["nope"]}, {"data": "data"}, ("x",))
+    )
+    assert failed.status == "failed"
+    engine.end_run(run)
+    assert audit(run.run_id, store=store, reproduce=False).failure_visibility == 1.0
+
+    (journal,) = (store / "journal" / run.run_id).glob("*.jsonl")
+    out = []
+    for line in journal.read_bytes().splitlines(keepends=True):
+        record = decode_line(line.rstrip(b"\n"))
+        if record and record.get("_t") == "steps" and record.get("status") == "failed":
+            record.pop("traceback")
+            line = frame(record)  # a well-formed record that lost the cause's traceback
+        out.append(line)
+    journal.write_bytes(b"".join(out))
+    report = audit(run.run_id, store=store, reproduce=False)
+    assert report.failure_visibility == 0.0
+    assert any("without its type, message and traceback" in m for m in report.missing())
+
+
+def test_a_run_that_failed_with_nothing_recorded_is_an_invisible_failure(store: Path) -> None:
+    engine = Engine(store)
+    run = engine.start_run("silent", 0)
+    engine.end_run(run, "failed")
+    report = audit(run.run_id, store=store, reproduce=False)
+    assert report.failure_visibility == 0.0
+    assert "ended 'failed' but no failure is recorded" in report.missing()[0]
+
+
+def test_a_step_that_does_not_reproduce_lowers_reproducibility(store: Path) -> None:
+    counter = itertools.count()
+
+    def drifting(n: int = 1) -> int:
+        """Claims to be pure but is not."""
+        return next(counter) + n
+
+    registry = Registry()
+    for spec in default_registry().values():
+        registry.add(spec)
+    registry.add(build_spec(drifting))
+    engine = Engine(store, registry=registry)
+    run = engine.start_run("drift", 0)
+    engine.execute(run, Proposal("drifting", {"n": 1}, targets=("x",)))
+    engine.execute(run, Proposal("load_dataset", {"name": "iris"}, targets=("data",)))
+    engine.end_run(run)
+
+    from rlam_jupyter import actions
+
+    actions._REGISTRY.add(build_spec(drifting))  # verify finds the action by name
+    try:
+        report = audit(run.run_id, store=store)
+    finally:
+        actions._REGISTRY.remove("drifting")
+    assert report.reproducibility_success == 0.5
+    assert any("step 1 (drifting) does not reproduce" in m for m in report.missing())
+
+
+def test_llm_errors_count_as_visible_failures(store: Path) -> None:
+    from rlam_jupyter.agent.openai_provider import OpenAIProposer
+    from tests.fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as llm:
+        llm.status(500, "boom")
+        outcome = run_agent(
+            "t", OpenAIProposer("m", llm.base_url, api_key="k", http_retries=0), store=store
+        )
+    assert outcome.status == "failed"
+    report = audit(outcome.run_id, store=store)
+    assert report.failure_visibility == 1.0
+    (failure,) = report.failures
+    assert failure.action == "llm call"
+    assert failure.error_type == "http_500"
+
+
+def test_audit_of_every_run_in_the_cli_and_the_magic(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / ".rlam"
+    agent_run(store)
+    shell.run_cell_magic("rlam", "--run hand", 'data = load_dataset(name="iris")')
+    report = shell.run_line_magic("rlam", "audit --no-reproduce")
+    assert [r.name for r in report.runs] == ["audited", "hand"]
+    assert report.ok
+    capsys.readouterr()
+    assert main(["audit", "--store", str(store), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["metrics"] == {
+        "trace_completeness": 1.0,
+        "failure_visibility": 1.0,
+        "reproducibility_success": 1.0,
+    }
+    assert main(["audit", "no-such-run", "--store", str(store)]) == 2
