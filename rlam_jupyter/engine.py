@@ -36,7 +36,6 @@ from rlam_jupyter.objects import ObjectStore
 from rlam_jupyter.policy import Approver, Policy, time_limit
 from rlam_jupyter.proposal import PENDING, CheckedProposal, Proposal, ProposalRejected, check
 from rlam_jupyter.run_index import ArtifactRef, RunIndex, StepEntry
-from rlam_jupyter.store.compaction import compact_ended_run
 from rlam_jupyter.store.journal import HOST, JournalWriter, now_us
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
 from rlam_jupyter.trace import CellInfo, StepError, StepResult
@@ -215,6 +214,8 @@ class Engine:
         self._record_run(run, ended=True)
         run.writer.close()
         # Closed runs move to Parquet (fast reads at scale); never fails the run's end.
+        from rlam_jupyter.store.compaction import compact_ended_run
+
         compact_ended_run(self.layout, run.run_id)
         if run.index is not None:
             run.index.status = status

@@ -240,3 +240,26 @@ def test_rlam_compact_command(engine: Engine, store: Path) -> None:
     ).stdout
     assert "compacted 1 run(s)" in out
     assert load_manifest(StoreLayout(store), run.run_id) is not None
+
+
+def test_rlam_compact_magic_and_session_close(
+    shell: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rlam_jupyter.magics import close_session, session_of
+
+    monkeypatch.delenv("RLAM_AUTO_COMPACT", raising=False)
+    session = session_of(shell)
+    actions = Registry()
+    actions.add(build_spec(double))
+    session.engine.registry = actions
+    shell.run_cell_magic("rlam", "--run nb --quiet", "a = double(x=2)")
+    store = session.engine.layout.root
+    capsys.readouterr()
+    shell.run_line_magic("rlam", "compact --open")
+    assert "compacted 1 run(s)" in capsys.readouterr().out
+    assert len(journals(store)) == 1  # the run is still open
+    close_session(shell)  # the kernel shuts down: open runs end and are compacted
+    assert journals(store) == []
+    con = connect(store)
+    assert con.execute("SELECT status FROM runs").fetchall() == [("succeeded",)]
+    assert con.execute("SELECT count(*) FROM step_events").fetchone() == (2,)
