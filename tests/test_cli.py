@@ -132,11 +132,15 @@ def test_verify_exit_codes(bundle: Path, tmp_path: Path) -> None:
     assert rlam("verify", str(tmp_path / "absent.zip")).returncode == 2
 
 
-def test_verify_reexecute(bundle: Path) -> None:
-    done = rlam("verify", str(bundle), "--reexecute", "--json")
+@pytest.mark.parametrize("method", ["engine", "replay"])
+def test_verify_reexecute(bundle: Path, method: str) -> None:
+    done = rlam("verify", str(bundle), "--reexecute", "--with", method, "--json")
     assert done.returncode == 0, done.stdout + done.stderr
-    outcomes = [o["outcome"] for o in json.loads(done.stdout)["reexecution"]]
+    report = json.loads(done.stdout)
+    outcomes = [o["outcome"] for o in report["reexecution"]]
     assert outcomes == ["identical", "identical"]
+    check = next(c for c in report["checks"] if c["name"] == "re-execution")
+    assert f"with {method}" in check["summary"]
 
 
 def test_import_exit_codes(bundle: Path, tmp_path: Path) -> None:
