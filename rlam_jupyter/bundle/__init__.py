@@ -17,9 +17,9 @@ from rlam_jupyter.bundle.importer import ImportResult, import_bundle
 from rlam_jupyter.bundle.problems import BundleError, Problem
 from rlam_jupyter.bundle.verify import VerifyReport, verify_bundle
 
-if "rlam_jupyter.magics" in sys.modules:
-    # Only a kernel that loaded the magics needs the notebook commands; the CLI
-    # then does not pay for importing IPython.
+if "IPython" in sys.modules:
+    # In a kernel (IPython is loaded before anything of ours) the notebook commands are
+    # registered on import, whether %load_ext came first or not; the CLI skips IPython.
     register_magics()
 
 __all__ = [

@@ -238,7 +238,8 @@ def _check_trace(result: Inspection) -> None:
         ):
             problems.append(Problem(name, "unknown trace table"))
     if problems or len(result.tables) != len(TABLES):
-        result.add(Check("trace", FAILED, "trace tables unusable", problems))
+        why = "" if problems else " (their files failed the manifest check)"
+        result.add(Check("trace", FAILED, f"trace tables unusable{why}", problems))
         return
     result.rows = TraceRows.from_tables(result.tables)
     counts = ", ".join(f"{n} {t.num_rows}" for n, t in result.tables.items())
