@@ -62,6 +62,10 @@ def __getattr__(name: str) -> Any:
         from rlam_jupyter.agent.openai_provider import OpenAIProposer
 
         return OpenAIProposer
+    if name == "fork_agent":
+        from rlam_jupyter.agent.fork import fork_agent
+
+        return fork_agent
     raise AttributeError(f"module 'rlam_jupyter.agent' has no attribute {name!r}")
 
 

@@ -65,6 +65,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM request")
     p.add_argument("--run", default=None, help="name of the new run")
+    p.add_argument(
+        "--fork", default=None, metavar="RUN", help="fork this agent run and re-ask from --at"
+    )
+    p.add_argument("--at", type=int, default=None, metavar="SEQ", help="step to fork at")
     p.add_argument("--seed", type=int, default=0, help="run seed (also sent to the model)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not display the steps table")
     return p
@@ -95,6 +99,8 @@ def agent_cell(magics: Magics, session: Session, argv: list[str], cell: str | No
     except ValueError as exc:
         raise UsageError(f"%%rlam agent: {exc}") from None
     proposer = make_proposer(args, cell, session)
+    if args.fork is not None:
+        return _fork(session, args, proposer, limits)
     shell = magics.shell
     name = args.run or _agent_run_name(session)
     run = session.start(name, args.seed)
@@ -121,6 +127,33 @@ def agent_cell(magics: Magics, session: Session, argv: list[str], cell: str | No
     if isinstance(outcome, PendingApproval):
         _ask_in_notebook(loop, outcome, quiet=args.quiet)
         return None
+    return _finish(outcome, quiet=args.quiet, raise_on_failure=True)
+
+
+def _fork(
+    session: Session, args: argparse.Namespace, proposer: Proposer, limits: AgentLimits
+) -> Any:
+    """``--fork RUN --at SEQ``: share the steps before SEQ, re-ask the agent from there."""
+    from rlam_jupyter.agent.fork import fork_agent
+
+    if args.at is None:
+        raise UsageError("%%rlam agent --fork RUN needs --at SEQ (the step to re-ask from)")
+    outcome: AgentOutcome = fork_agent(
+        args.fork,
+        args.at,
+        proposer,
+        engine=session.engine,
+        name=args.run,
+        limits=limits,
+        record_content=not args.no_content,
+        approve=args.approve,
+        approver=ConsoleApprover(),
+    )
+    run = session.engine.runs[outcome.run_id]
+    session.runs[run.name] = run
+    for name, binding in run.bindings.items():
+        if binding.loaded or binding.object_path is not None:
+            session.namespace[name] = session.engine.value(binding)
     return _finish(outcome, quiet=args.quiet, raise_on_failure=True)
 
 
