@@ -79,12 +79,14 @@ class TraceBrowser(anywidget.AnyWidget):
             return
         statuses = [s for s in self.status_filter.split(",") if s]
         try:
+            snapshot = self._snapshot()
             self.page = queries.steps_page(
-                self._snapshot().con,
+                snapshot.con,
                 self.run_id,
                 offset=self.offset,
                 limit=PAGE_SIZE,
                 statuses=statuses,
+                index=snapshot.step_index(self.run_id),
             )
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
@@ -94,7 +96,8 @@ class TraceBrowser(anywidget.AnyWidget):
             self.detail = {}
             return
         try:
-            self.detail = queries.step(self._snapshot().con, self.run_id, self.seq)
+            con = self._snapshot().materialise("artifacts", "edges")
+            self.detail = queries.step(con, self.run_id, self.seq)
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
 

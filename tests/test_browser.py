@@ -4,12 +4,15 @@ A real ``jupyter lab`` serves a temp folder with a notebook that records a ``%%r
 workflow whose last step fails. The tests open the sidebar, compare what it shows
 with ``connect()``, fork from the training step through the generated form, and
 check that the fork is a child in the tree and its model is in the kernel. The
-screenshots for the README are taken here (``docs/sidebar.png``, ``sidebar-dark.png``).
+screenshots for the README are taken here: ``RLAM_SCREENSHOTS=docs pytest
+tests/test_browser.py`` writes ``docs/sidebar.png`` and ``docs/sidebar-dark.png``
+(otherwise they go to a temp folder, so a test run leaves the work tree clean).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,17 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: ``docs/`` with ``RLAM_SCREENSHOTS=docs``, else a temp folder."""
+    if os.environ.get("RLAM_SCREENSHOTS") == "docs":
+        DOCS.mkdir(exist_ok=True)
+        return DOCS
+    return tmp_path_factory.mktemp("screenshots")
+
+
 WORKFLOW = """%%rlam --run iris --seed 42
 data = load_dataset(name="iris")
 X_train, X_test, y_train, y_test = split(data=data, target="target")
@@ -137,7 +151,7 @@ def widen_sidebar(page: Any, by: int = 260) -> None:
 
 
 def test_the_sidebar_shows_what_connect_sees_and_forks_from_a_step(
-    lab: JupyterApp, page: Any
+    lab: JupyterApp, page: Any, shots: Path
 ) -> None:
     # The sidebar has its own icon on the right and starts empty for a fresh notebook.
     page.click(".jp-SideBar.jp-mod-right li[data-id='rlam-sidebar']")
@@ -228,8 +242,7 @@ def test_the_sidebar_shows_what_connect_sees_and_forks_from_a_step(
     page.click(".jp-rlam-step-row[data-seq='4']")
     page.wait_for_selector(".jp-rlam-detail[data-seq='4']")
     page.wait_for_timeout(300)
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "sidebar.png"))
+    page.screenshot(path=str(shots / "sidebar.png"))
 
     # Dark theme: the panel follows JupyterLab's theme variables.
     page.evaluate(
@@ -243,7 +256,7 @@ def test_the_sidebar_shows_what_connect_sees_and_forks_from_a_step(
     )
     red, green, blue = (int(v) for v in background[background.index("(") + 1 : -1].split(",")[:3])
     assert red + green + blue < 3 * 100, background
-    page.screenshot(path=str(DOCS / "sidebar-dark.png"))
+    page.screenshot(path=str(shots / "sidebar-dark.png"))
     page.evaluate(
         "() => window.jupyterapp.commands.execute('apputils:change-theme', "
         "{theme: 'JupyterLab Light'})"

@@ -80,13 +80,26 @@ class TraceHandler(APIHandler):
 
 
 def _run_id(snapshot: Snapshot, ref: str) -> str:
-    from rlam_jupyter.cli import resolve_run
-    from rlam_jupyter.errors import UnknownRunError
+    return queries.resolve_run(snapshot.con, ref)
 
-    try:
-        return resolve_run(snapshot.con, ref)
-    except UnknownRunError as exc:
-        raise queries.NotFoundError(str(exc)) from None
+
+def _steps_page(
+    snapshot: Snapshot,
+    run_id: str,
+    offset: int,
+    limit: int,
+    statuses: list[str],
+    actions: list[str],
+) -> dict[str, Any]:
+    return queries.steps_page(
+        snapshot.con,
+        run_id,
+        offset=offset,
+        limit=limit,
+        statuses=statuses,
+        actions=actions,
+        index=snapshot.step_index(run_id),
+    )
 
 
 class StampHandler(TraceHandler):
@@ -136,14 +149,7 @@ class StepsHandler(TraceHandler):
         await self.answer(
             lambda s: {
                 "stamp": s.stamp,
-                **queries.steps_page(
-                    s.con,
-                    _run_id(s, ref),
-                    offset=offset,
-                    limit=limit,
-                    statuses=statuses,
-                    actions=actions,
-                ),
+                **_steps_page(s, _run_id(s, ref), offset, limit, statuses, actions),
             }
         )
 
@@ -151,13 +157,17 @@ class StepsHandler(TraceHandler):
 class StepHandler(TraceHandler):
     @tornado.web.authenticated
     async def get(self, ref: str, seq: str) -> None:
-        await self.answer(lambda s: queries.step(s.con, _run_id(s, ref), int(seq)))
+        await self.answer(
+            lambda s: queries.step(s.materialise("artifacts", "edges"), _run_id(s, ref), int(seq))
+        )
 
 
 class GraphHandler(TraceHandler):
     @tornado.web.authenticated
     async def get(self, ref: str) -> None:
-        await self.answer(lambda s: queries.graph(s.con, _run_id(s, ref)))
+        await self.answer(
+            lambda s: queries.graph(s.materialise("artifacts", "edges"), _run_id(s, ref))
+        )
 
 
 class EnvironmentHandler(TraceHandler):
@@ -169,7 +179,7 @@ class EnvironmentHandler(TraceHandler):
 class ArtifactHandler(TraceHandler):
     @tornado.web.authenticated
     async def get(self, artifact_id: str) -> None:
-        await self.answer(lambda s: queries.artifact(s.con, artifact_id))
+        await self.answer(lambda s: queries.artifact(s.materialise("artifacts"), artifact_id))
 
 
 class ActionsHandler(TraceHandler):

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from rlam_jupyter.errors import RlamError
 
@@ -26,7 +28,7 @@ PROBLEM_STATUSES = ("failed", "rejected")
 
 STEP_SUMMARY_COLUMNS = (
     "seq, step_id, run_id, action, status, duration_ms, seed, cached_from, outputs, "
-    "error_type, error_message, recovers, determinism, started_at, inherited_depth"
+    "error_type, error_message, recovers, determinism, started_at"
 )
 
 
@@ -81,6 +83,29 @@ def runs(con: Connection) -> list[Row]:
     return result
 
 
+def resolve_run(con: Connection, ref: str) -> str:
+    """A run id from an id, a run name (newest wins) or a unique id prefix/suffix,
+    like the CLI's; reads every result to the end, so the connection stays free for
+    the Arrow queries that follow."""
+    found = rows(
+        con,
+        "SELECT run_id FROM runs WHERE run_id = ? OR name = ? ORDER BY created_at DESC LIMIT 1",
+        [ref, ref],
+    )
+    if found:
+        return str(found[0]["run_id"])
+    matches = rows(
+        con,
+        "SELECT run_id FROM runs WHERE starts_with(run_id, ?) OR ends_with(run_id, ?)",
+        [ref, ref],
+    )
+    if len(matches) == 1:
+        return str(matches[0]["run_id"])
+    if matches:
+        raise NotFoundError(f"{ref!r} matches {len(matches)} runs; give more of the run id")
+    raise NotFoundError(f"no run {ref!r} in this store; `rlam runs` lists the runs")
+
+
 def run(con: Connection, run_id: str) -> Row:
     found = rows(con, "SELECT * EXCLUDE (event_no) FROM runs WHERE run_id = ?", [run_id])
     if not found:
@@ -88,15 +113,64 @@ def run(con: Connection, run_id: str) -> Row:
     return found[0]
 
 
-def _step_filters(statuses: Sequence[str], actions: Sequence[str]) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    if statuses:
-        clauses.append("list_contains(?, status)")
-        params.append(list(statuses))
-    if actions:
-        clauses.append("list_contains(?, action)")
-        params.append(list(actions))
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+def step_positions(con: Connection) -> pa.Table:
+    """``run_id, seq, status, action`` of every step in the store, one Arrow read:
+    what :func:`step_index` cuts each run's lineage from."""
+    return con.sql("SELECT run_id, seq, status, action FROM steps").to_arrow_table()
+
+
+def step_index(con: Connection, run_id: str, positions: pa.Table | None = None) -> pa.Table:
+    """Where each of a run's steps lives (inherited prefix included, as ``run_steps``),
+    sorted by seq: ``run_id`` (the run that recorded it), ``seq``, ``status``,
+    ``action``, ``inherited_depth``.
+
+    Filters, counts and page positions are cut from this Arrow table, and a page reads
+    only its own rows from ``steps``. ``positions`` (:func:`step_positions`) saves the
+    scan when the caller keeps it.
+    """
+    if positions is None:
+        positions = step_positions(con)
+    parts = []
+    for depth, (owner, upto) in enumerate(lineage(con, run_id)):
+        mask = pc.equal(positions["run_id"], owner)
+        if upto is not None:
+            mask = pc.and_(mask, pc.less(positions["seq"], upto))
+        part = positions.filter(mask)
+        parts.append(
+            part.append_column(
+                "inherited_depth", pa.array([depth] * part.num_rows, type=pa.int32())
+            )
+        )
+    return pa.concat_tables(parts).sort_by("seq")
+
+
+def _fetch_steps(con: Connection, located: pa.Table, columns: str) -> list[Row]:
+    """The ``steps`` rows of ``located`` (``run_id``, ``seq``, ``inherited_depth``), in order."""
+    if located.num_rows == 0:
+        return []
+    by_run: dict[str, list[int]] = {}
+    for owner, seq in zip(located["run_id"].to_pylist(), located["seq"].to_pylist(), strict=True):
+        by_run.setdefault(str(owner), []).append(int(seq))
+    found: dict[tuple[str, int], Row] = {}
+    for owner, seqs in by_run.items():
+        for row in rows(
+            con,
+            f"SELECT {columns} FROM steps JOIN (SELECT unnest(?) AS seq) USING (seq) "
+            "WHERE run_id = ?",
+            [seqs, owner],
+        ):
+            found[(row["run_id"], row["seq"])] = row
+    result = []
+    for owner, seq, depth in zip(
+        located["run_id"].to_pylist(),
+        located["seq"].to_pylist(),
+        located["inherited_depth"].to_pylist(),
+        strict=True,
+    ):
+        fetched = found.get((owner, seq))
+        if fetched is not None:
+            result.append({**fetched, "inherited": bool(depth)})
+    return result
 
 
 def steps_page(
@@ -107,61 +181,79 @@ def steps_page(
     limit: int = 100,
     statuses: Sequence[str] = (),
     actions: Sequence[str] = (),
+    index: pa.Table | None = None,
 ) -> Row:
     """One page of a run's steps (a fork's inherited prefix included), in ``seq`` order.
 
     ``total`` counts the steps matching the filters; ``counts`` counts every status of
     the whole run, so a front end can show "3 failed" while showing a filtered page.
+    ``index`` is the run's :func:`step_index` when the caller keeps it.
     """
     run(con, run_id)
     if offset < 0 or not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"offset must be ≥ 0 and limit between 1 and {MAX_PAGE}")
-    where, params = _step_filters(statuses, actions)
-    source = f"(SELECT * FROM run_steps(?)){where}"
-    page = rows(
-        con,
-        f"SELECT {STEP_SUMMARY_COLUMNS} FROM {source} ORDER BY seq LIMIT ? OFFSET ?",
-        [run_id, *params, limit, offset],
-    )
+    if index is None:
+        index = step_index(con, run_id)
+    selected = index
+    if statuses:
+        selected = selected.filter(pc.is_in(selected["status"], pa.array(list(statuses))))
+    if actions:
+        selected = selected.filter(pc.is_in(selected["action"], pa.array(list(actions))))
+    page = _fetch_steps(con, selected.slice(offset, limit), STEP_SUMMARY_COLUMNS)
     for step in page:
         step["outputs"] = _loads(step["outputs"], {})
-        step["inherited"] = bool(step.pop("inherited_depth"))
-    total_row = con.execute(f"SELECT count(*) FROM {source}", [run_id, *params]).fetchone()
-    counts = dict(
-        con.execute(
-            "SELECT status, count(*) FROM run_steps(?) GROUP BY status", [run_id]
-        ).fetchall()
-    )
-    action_names = [
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT action FROM run_steps(?) ORDER BY action", [run_id]
-        ).fetchall()
-    ]
+    counts = pc.value_counts(index["status"]).to_pylist()
     return {
         "run_id": run_id,
         "offset": offset,
         "limit": limit,
-        "total": int(total_row[0]) if total_row else 0,
-        "counts": {str(k): int(v) for k, v in counts.items()},
-        "actions": action_names,
+        "total": selected.num_rows,
+        "counts": {str(c["values"]): int(c["counts"]) for c in counts},
+        "actions": sorted(str(a) for a in pc.unique(index["action"]).to_pylist() if a),
         "steps": page,
     }
+
+
+def lineage(con: Connection, run_id: str) -> list[tuple[str, int | None]]:
+    """The runs whose steps ``run_id`` sees, with the seq each is cut at (exclusive):
+    the run itself, then its parent before the fork point, and so on (as ``run_steps``)."""
+    parents = {
+        r["run_id"]: (r["parent_run_id"], r["fork_seq"])
+        for r in rows(con, "SELECT run_id, parent_run_id, fork_seq FROM runs")
+    }
+    chain: list[tuple[str, int | None]] = [(run_id, None)]
+    upto: int | None = None
+    current = run_id
+    while current in parents and len(chain) < 10_000:
+        parent, fork_seq = parents[current]
+        if parent is None or fork_seq is None:
+            break
+        upto = fork_seq if upto is None else min(upto, fork_seq)
+        chain.append((parent, upto))
+        current = parent
+    return chain
 
 
 def step(con: Connection, run_id: str, seq: int) -> Row:
     """Everything about one step: parameters, where its inputs came from, its outputs
     with previews, its error, its status history, environment, approvals and LLM call."""
-    found = rows(
-        con,
-        "SELECT * EXCLUDE (event_no) FROM run_steps(?) WHERE seq = ?",
-        [run_id, seq],
+    run(con, run_id)
+    chain = lineage(con, run_id)
+    owner = next(
+        (
+            r
+            for r, upto in chain
+            if (upto is None or seq < upto)
+            and rows(con, "SELECT 1 AS x FROM steps WHERE run_id = ? AND seq = ?", [r, seq])
+        ),
+        None,
     )
-    if not found:
-        run(con, run_id)
+    if owner is None:
         raise NotFoundError(f"run {run_id} has no step {seq}")
-    detail = found[0]
-    detail["inherited"] = bool(detail.pop("inherited_depth"))
+    detail = rows(
+        con, "SELECT * EXCLUDE (event_no) FROM steps WHERE run_id = ? AND seq = ?", [owner, seq]
+    )[0]
+    detail["inherited"] = owner != run_id
     for key, default in (
         ("params", {}),
         ("inputs", {}),
@@ -171,12 +263,13 @@ def step(con: Connection, run_id: str, seq: int) -> Row:
     ):
         detail[key] = _loads(detail[key], default)
     step_id = detail["step_id"]
-    detail["input_links"] = _input_links(con, run_id, seq, detail["inputs"], detail["input_names"])
+    detail["input_links"] = _input_links(con, chain, seq, detail["inputs"], detail["input_names"])
     detail["output_artifacts"] = _output_artifacts(con, detail)
     detail["events"] = rows(
         con,
-        "SELECT status, recorded_at, event_no FROM step_events WHERE step_id = ? ORDER BY event_no",
-        [step_id],
+        "SELECT status, recorded_at, event_no FROM step_events WHERE run_id = ? AND step_id = ? "
+        "ORDER BY event_no",
+        [owner, step_id],
     )
     detail["recovered_by"] = [
         r["src"]
@@ -204,33 +297,49 @@ def step(con: Connection, run_id: str, seq: int) -> Row:
 
 def _input_links(
     con: Connection,
-    run_id: str,
+    chain: list[tuple[str, int | None]],
     seq: int,
     input_ids: dict[str, Any],
     input_names: dict[str, Any],
 ) -> list[Row]:
-    """For each input: the artifact and the step (in this run's lineage) that produced it."""
+    """For each input: the artifact and the latest earlier step of this run's lineage
+    that produced it."""
+    if not input_ids:
+        return []
+    candidates = rows(
+        con,
+        """
+        SELECT a.artifact_id, s.run_id, s.seq, s.step_id, s.action, a.name AS output
+        FROM artifacts a JOIN steps s ON a.step_id = s.step_id
+        WHERE list_contains(?, a.artifact_id) AND list_contains(?, s.run_id) AND s.seq < ?
+        ORDER BY s.seq DESC
+        """,
+        [list(input_ids.values()), [r for r, _ in chain], seq],
+    )
+    cut = dict(chain)
     links = []
     for param, artifact_id in input_ids.items():
-        producer = rows(
-            con,
-            """
-            SELECT s.run_id, s.seq, s.step_id, s.action, a.name AS output
-            FROM artifacts a JOIN run_steps(?) s ON a.step_id = s.step_id
-            WHERE a.artifact_id = ? AND s.seq < ?
-            ORDER BY s.seq DESC LIMIT 1
-            """,
-            [run_id, artifact_id, seq],
+        producer = next(
+            (
+                {k: c[k] for k in ("run_id", "seq", "step_id", "action", "output")}
+                for c in candidates
+                if c["artifact_id"] == artifact_id and _visible(cut[c["run_id"]], c["seq"])
+            ),
+            None,
         )
         links.append(
             {
                 "param": param,
                 "name": input_names.get(param, param),
                 "artifact_id": artifact_id,
-                "producer": producer[0] if producer else None,
+                "producer": producer,
             }
         )
     return links
+
+
+def _visible(upto: int | None, seq: int) -> bool:
+    return upto is None or seq < upto
 
 
 def _output_artifacts(con: Connection, detail: Row) -> list[Row]:
@@ -269,10 +378,8 @@ def _llm_call(con: Connection, call_id: str | None) -> Row | None:
 def _fingerprint(con: Connection, env_id: str | None) -> Any:
     if not env_id:
         return None
-    found = con.execute(
-        "SELECT fingerprint FROM environments WHERE env_id = ? LIMIT 1", [env_id]
-    ).fetchone()
-    return _loads(found[0], None) if found else None
+    found = rows(con, "SELECT fingerprint FROM environments WHERE env_id = ? LIMIT 1", [env_id])
+    return _loads(found[0]["fingerprint"], None) if found else None
 
 
 def artifact(con: Connection, artifact_id: str) -> Row:
@@ -378,7 +485,11 @@ __all__ = [
     "artifact",
     "environment",
     "graph",
+    "lineage",
+    "resolve_run",
     "runs",
     "step",
+    "step_index",
+    "step_positions",
     "steps_page",
 ]

@@ -12,12 +12,15 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import duckdb
+import pyarrow as pa
 
 from rlam_jupyter.errors import RlamError
+from rlam_jupyter.server import queries
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.layout import DEFAULT_DIRNAME, StoreLayout
 
@@ -73,22 +76,63 @@ def store_stamp(layout: StoreLayout) -> str:
     return digest.hexdigest()
 
 
+_MATERIALISED = {
+    "steps": "run_id, seq",
+    "artifacts": "artifact_id",
+    "edges": "dst, src",
+}
+"""Views a snapshot keeps as tables (sorted for DuckDB's zone maps): same names, same
+rows, but a scan instead of a window or DISTINCT over every record at each request."""
+
+
 @dataclass
 class Snapshot:
-    """One consistent DuckDB view of a store, valid while its ``stamp`` is current."""
+    """One consistent DuckDB view of a store, valid while its ``stamp`` is current.
+
+    Work done for one request is kept for the next: materialised views, the step
+    positions of every run, each run's step index.
+    """
 
     layout: StoreLayout
     stamp: str
     con: duckdb.DuckDBPyConnection
+    _materialised: set[str] = field(default_factory=set)
+    _positions: pa.Table | None = None
+    _indexes: OrderedDict[str, pa.Table] = field(default_factory=OrderedDict)
+
+    def materialise(self, *views: str) -> duckdb.DuckDBPyConnection:
+        """Turn ``views`` into tables on first use; returns the connection."""
+        for view in views:
+            if view not in self._materialised:
+                order = _MATERIALISED[view]
+                self.con.execute(
+                    f"CREATE TABLE _{view}_snapshot AS SELECT * FROM {view} ORDER BY {order}"
+                )
+                self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _{view}_snapshot")
+                self._materialised.add(view)
+        return self.con
+
+    def step_index(self, run_id: str, keep: int = 8) -> pa.Table:
+        """A run's step index (see :func:`queries.step_index`), kept for the last few
+        runs asked for, so every further page costs a slice and one small read."""
+        index = self._indexes.get(run_id)
+        if index is None:
+            if self._positions is None:
+                self._positions = queries.step_positions(self.con)
+            index = queries.step_index(self.con, run_id, self._positions)
+            self._indexes[run_id] = index
+            while len(self._indexes) > keep:
+                self._indexes.popitem(last=False)
+        else:
+            self._indexes.move_to_end(run_id)
+        return index
 
 
 def open_snapshot(layout: StoreLayout, stamp: str) -> Snapshot:
-    """``connect()`` plus the newest state of each step materialised once, sorted by
-    run and seq: the ``steps`` view then costs a scan, not a window over every event."""
-    con = connect(layout)
-    con.execute("CREATE TABLE _steps_snapshot AS SELECT * FROM steps ORDER BY run_id, seq")
-    con.execute("CREATE OR REPLACE VIEW steps AS SELECT * FROM _steps_snapshot")
-    return Snapshot(layout, stamp, con)
+    """``connect()`` with the ``steps`` view materialised (every request reads it)."""
+    snapshot = Snapshot(layout, stamp, connect(layout))
+    snapshot.materialise("steps")
+    return snapshot
 
 
 class SnapshotCache:
