@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import stat
 import struct
 import zipfile
@@ -57,8 +58,12 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-def write_deterministic_zip(path: Path, entries: Iterable[tuple[str, bytes]]) -> None:
-    """Write ``(name, bytes)`` entries sorted by name with fixed metadata, atomically."""
+Payload = bytes | Path
+"""An entry's content: bytes in memory, or a file streamed into the zip (large objects)."""
+
+
+def write_deterministic_zip(path: Path, entries: Iterable[tuple[str, Payload]]) -> None:
+    """Write entries sorted by name with fixed metadata, atomically (temp file + rename)."""
     ordered = sorted(entries, key=lambda item: item[0])
     names = [name for name, _ in ordered]
     if len(set(names)) != len(names):
@@ -68,16 +73,24 @@ def write_deterministic_zip(path: Path, entries: Iterable[tuple[str, bytes]]) ->
     temp = path.with_name(f".{path.name}.part")
     try:
         with zipfile.ZipFile(temp, "w", allowZip64=True) as archive:
-            for name, data in ordered:
+            for name, payload in ordered:
+                size = payload.stat().st_size if isinstance(payload, Path) else len(payload)
                 info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
                 info.create_system = 3  # unix, so the mode below is meaningful
                 info.external_attr = _FILE_MODE << 16
-                if name.endswith(_STORED_SUFFIXES) or len(data) < _DEFLATE_MIN_BYTES:
+                info.file_size = size
+                if name.endswith(_STORED_SUFFIXES) or size < _DEFLATE_MIN_BYTES:
                     info.compress_type = zipfile.ZIP_STORED
-                    archive.writestr(info, data)
                 else:
                     info.compress_type = zipfile.ZIP_DEFLATED
-                    archive.writestr(info, data, compresslevel=_DEFLATE_LEVEL)
+                    # what writestr(compresslevel=...) sets; public as compress_level in 3.13
+                    setattr(info, "_compresslevel", _DEFLATE_LEVEL)  # noqa: B010
+                with archive.open(info, "w") as sink:
+                    if isinstance(payload, Path):
+                        with open(payload, "rb") as source:
+                            shutil.copyfileobj(source, sink, 1 << 20)
+                    else:
+                        sink.write(payload)
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)

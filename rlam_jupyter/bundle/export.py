@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rlam_jupyter.bundle import format as fmt
-from rlam_jupyter.bundle.archive import write_deterministic_zip
+from rlam_jupyter.bundle.archive import Payload, write_deterministic_zip
 from rlam_jupyter.bundle.collect import TraceSlice, collect, select_runs
 from rlam_jupyter.bundle.notebook import annotate, referenced_runs, step_cells
 from rlam_jupyter.bundle.problems import BundleError, Problem
@@ -109,10 +109,10 @@ def export(
         con.close()
     contents = _contents(layout, trace, notebook_path, notebook_bytes, include_objects)
     entries, rows = contents.entries, contents.rows
-    files = {name: (_blake3(data), len(data)) for name, data in entries.items()}
+    files = {name: _hash_and_size(payload) for name, payload in entries.items()}
     crate = build_ro_crate(rows, files, producer=producer(), notebook=contents.notebook)
     entries[fmt.RO_CRATE] = fmt.json_bytes(crate)
-    files[fmt.RO_CRATE] = (_blake3(entries[fmt.RO_CRATE]), len(entries[fmt.RO_CRATE]))
+    files[fmt.RO_CRATE] = _hash_and_size(entries[fmt.RO_CRATE])
     manifest = fmt.Manifest(
         files={p: fmt.FileEntry(p, h, n) for p, (h, n) in files.items()},
         runs=[{"run_id": r["run_id"], "name": r["name"], "status": r["status"]} for r in rows.runs],
@@ -189,7 +189,7 @@ def _cell_columns(con: duckdb.DuckDBPyConnection) -> pa.Table:
 class _Contents:
     """Every entry but the RO-Crate and the manifest (they describe these), and facts about them."""
 
-    entries: dict[str, bytes]
+    entries: dict[str, Payload]
     rows: TraceRows
     notebook: str | None
     unmatched: int
@@ -202,7 +202,7 @@ def _contents(
     notebook_bytes: bytes | None,
     include_objects: bool,
 ) -> _Contents:
-    entries: dict[str, bytes] = {}
+    entries: dict[str, Payload] = {}
     for name, table in trace.tables.items():
         entries[fmt.trace_entry(name)] = parquet_bytes(table)
     rows = TraceRows.from_tables(trace.tables)
@@ -236,8 +236,9 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def _objects(layout: StoreLayout, rows: TraceRows) -> dict[str, bytes]:
-    entries: dict[str, bytes] = {}
+def _objects(layout: StoreLayout, rows: TraceRows) -> dict[str, Payload]:
+    """Object files by entry name (streamed into the zip, never all in memory)."""
+    entries: dict[str, Payload] = {}
     missing: list[Problem] = []
     for artifact_id, art in sorted(rows.artifacts.items()):
         path = art.get("object_path")
@@ -248,9 +249,10 @@ def _objects(layout: StoreLayout, rows: TraceRows) -> dict[str, bytes]:
                 Problem(path, f"artifact {artifact_id[:12]} has a malformed object path")
             )
             continue
-        try:
-            entries[path] = (layout.root / path).read_bytes()
-        except FileNotFoundError:
+        source = layout.root / path
+        if source.is_file():
+            entries[path] = source
+        else:
             missing.append(
                 Problem(
                     path,
@@ -294,6 +296,12 @@ def lock_text(fingerprints: dict[str, dict[str, object]], rows: TraceRows) -> st
             "\n".join(["# no fingerprint recorded: the exporting environment", *current])
         )
     return "\n\n".join(sections) + "\n"
+
+
+def _hash_and_size(payload: Payload) -> tuple[str, int]:
+    if isinstance(payload, Path):
+        return hash_file(payload), payload.stat().st_size
+    return _blake3(payload), len(payload)
 
 
 def _blake3(data: bytes) -> str:
