@@ -72,9 +72,44 @@ KERNEL_EXEC = """async (code) => {
 }"""
 
 
+BIG_RUN_STEPS = 5000
+
+
+def record_big_run(store: Path, steps: int) -> str:
+    """A run of ``steps`` recorded steps, written through the journal writer (fast)."""
+    from rlam_jupyter.store.journal import JournalWriter, now_us
+    from rlam_jupyter.store.layout import StoreLayout
+
+    run_id = "01BIGRUNFORSCROLLING000000"
+    writer = JournalWriter(StoreLayout(store), run_id)
+    run = {"run_id": run_id, "name": "big", "seed": 0, "created_at": now_us(), "status": "open"}
+    writer.append("runs", run)
+    for seq in range(1, steps + 1):
+        writer.append(
+            "steps",
+            {
+                "run_id": run_id,
+                "step_id": f"{run_id}-{seq:06d}",
+                "seq": seq,
+                "action": "describe",
+                "params": "{}",
+                "inputs": "{}",
+                "outputs": json.dumps({"result": f"{seq:064x}"}),
+                "status": "succeeded",
+                "duration_ms": 0.1,
+            },
+        )
+    writer.append("runs", {**run, "status": "succeeded", "ended_at": now_us()})
+    writer.close()
+    return run_id
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterApp]:
     root = tmp_path_factory.mktemp("lab-root")
+    (root / "big").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), root / "big" / "big.ipynb")
+    record_big_run(root / "big" / ".rlam", BIG_RUN_STEPS)
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {
         "name": "python3",
@@ -171,6 +206,11 @@ def test_the_sidebar_shows_what_connect_sees_and_forks_from_a_step(
     assert shown_steps(page) == [tuple(row) for row in expected]
     assert expected[-1][1:] == ("load_csv", "failed")
     assert "1 failed" in page.inner_text(".jp-rlam-step-counts")
+    page.wait_for_function(
+        "id => document.querySelector(`.jp-rlam-run-row[data-run-id='${id}']`)"
+        ".textContent.includes('6 steps')",
+        arg=run_id,
+    )
     assert "1 failed" in page.inner_text(f".jp-rlam-run-row[data-run-id='{run_id}']")
     failed_row = page.query_selector(".jp-rlam-step-row[data-status='failed']")
     assert "jp-rlam-row-failed" in (failed_row.get_attribute("class") or "")
@@ -310,3 +350,21 @@ def test_the_inline_widget_shows_the_same_steps(lab: JupyterApp, page: Any) -> N
     page.click(".rlam-w-steps tr[data-status='failed']")
     detail = page.wait_for_selector(".rlam-w-detail .rlam-w-error")
     assert "FileNotFoundError" in detail.inner_text()
+
+
+def test_a_long_run_scrolls_without_loading_every_step(lab: JupyterApp, page: Any) -> None:
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url) if "/steps?" in r.url else None)
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('docmanager:open', {path: 'big/big.ipynb'})"
+    )
+    page.wait_for_selector(".jp-rlam-run-row[data-run-id='01BIGRUNFORSCROLLING000000']")
+    page.wait_for_selector(".jp-rlam-step-row[data-seq='1']")
+    assert f"{BIG_RUN_STEPS} steps" in page.inner_text(".jp-rlam-step-counts")
+    assert page.eval_on_selector_all(".jp-rlam-step-row", "rows => rows.length") < 100
+    page.eval_on_selector(".jp-rlam-steps-viewport", "v => { v.scrollTop = v.scrollHeight; }")
+    page.wait_for_selector(f".jp-rlam-step-row[data-seq='{BIG_RUN_STEPS}']")
+    assert page.eval_on_selector_all(".jp-rlam-step-row", "rows => rows.length") < 100
+    offsets = {int(url.split("offset=")[1].split("&")[0]) for url in requested}
+    assert len(offsets) <= 4, offsets  # the first pages and the last, never all 50
+    assert BIG_RUN_STEPS - 100 in offsets

@@ -4,7 +4,10 @@
  */
 
 type Child = Node | string | number | null | undefined | false;
-type Attrs = Record<string, string | number | boolean | EventListener | undefined>;
+type Attrs = Record<
+  string,
+  string | number | boolean | EventListener | undefined
+>;
 
 export function h<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -63,7 +66,7 @@ export function shortHash(hash: string | null | undefined, length = 8): string {
   if (!hash) {
     return '';
   }
-  const bare = hash.includes(':') ? hash.split(':').pop() ?? hash : hash;
+  const bare = hash.includes(':') ? (hash.split(':').pop() ?? hash) : hash;
   return bare.slice(0, length);
 }
 

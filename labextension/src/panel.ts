@@ -564,7 +564,9 @@ export class TracePanel extends SidePanel {
         title:
           `${step.step_id}` +
           (step.inherited ? ' (shared with the parent run)' : '') +
-          (step.error_message ? `\n${step.error_type}: ${step.error_message}` : ''),
+          (step.error_message
+            ? `\n${step.error_type}: ${step.error_message}`
+            : ''),
         onclick: () => this.selectStep(step.seq)
       },
       h('span', { className: 'jp-rlam-seq' }, step.seq),
@@ -612,6 +614,11 @@ export class TracePanel extends SidePanel {
         this.renderStepsHeader();
       }
       this.renderRows();
+      if (reply.stamp !== this.stamp) {
+        // The store moved on between the runs and this page: poll now (single flight)
+        // so the tree and counts catch up with the list.
+        void this.poll.refresh();
+      }
     } catch (error) {
       this.showError(error);
     } finally {
@@ -639,7 +646,8 @@ export class TracePanel extends SidePanel {
         const top = (page * PAGE_SIZE + index) * ROW_HEIGHT;
         if (
           top < this.viewport.scrollTop ||
-          top > this.viewport.scrollTop + this.viewport.clientHeight - ROW_HEIGHT
+          top >
+            this.viewport.scrollTop + this.viewport.clientHeight - ROW_HEIGHT
         ) {
           this.viewport.scrollTop = Math.max(0, top - 2 * ROW_HEIGHT);
         }
@@ -684,14 +692,20 @@ export class TracePanel extends SidePanel {
             'span',
             {},
             ...params.map(([k, v]) =>
-              h('code', { className: 'jp-rlam-param' }, `${k}=${formatValue(v)}`)
+              h(
+                'code',
+                { className: 'jp-rlam-param' },
+                `${k}=${formatValue(v)}`
+              )
             )
           )
         : h('span', { className: 'jp-rlam-muted' }, 'none')
     ]);
     rows.push([
       'seed',
-      step.seed === null ? '' : String(step.seed) + (step.determinism ? ` · ${step.determinism}` : '')
+      step.seed === null
+        ? ''
+        : String(step.seed) + (step.determinism ? ` · ${step.determinism}` : '')
     ]);
     if (step.duration_ms !== null) {
       rows.push(['time', formatDuration(step.duration_ms)]);
@@ -724,7 +738,11 @@ export class TracePanel extends SidePanel {
                     },
                     `step ${link.producer.seq} (${link.producer.action})`
                   )
-                : h('span', { className: 'jp-rlam-muted' }, shortHash(link.artifact_id))
+                : h(
+                    'span',
+                    { className: 'jp-rlam-muted' },
+                    shortHash(link.artifact_id)
+                  )
             )
           )
         )
@@ -745,17 +763,28 @@ export class TracePanel extends SidePanel {
                 {},
                 h('code', {}, out.name),
                 ' ',
-                h('span', { className: 'jp-rlam-hash' }, shortHash(out.artifact_id, 12)),
+                h(
+                  'span',
+                  { className: 'jp-rlam-hash' },
+                  shortHash(out.artifact_id, 12)
+                ),
                 ' ',
                 h(
                   'span',
                   { className: 'jp-rlam-muted' },
-                  [out.python_type?.split('.').pop(), out.size_bytes !== undefined ? `${out.size_bytes} B` : '']
+                  [
+                    out.python_type?.split('.').pop(),
+                    out.size_bytes !== undefined ? `${out.size_bytes} B` : ''
+                  ]
                     .filter(Boolean)
                     .join(' · ')
                 )
               ),
-              h('pre', { className: 'jp-rlam-preview' }, out.preview ?? '(no preview)')
+              h(
+                'pre',
+                { className: 'jp-rlam-preview' },
+                out.preview ?? '(no preview)'
+              )
             )
           )
         )
@@ -779,9 +808,15 @@ export class TracePanel extends SidePanel {
         h(
           'summary',
           {},
-          env.same_as_run ? '= run environment' : `differs from the run's (${shortHash(env.env_id)})`
+          env.same_as_run
+            ? '= run environment'
+            : `differs from the run's (${shortHash(env.env_id)})`
         ),
-        h('pre', { className: 'jp-rlam-preview' }, JSON.stringify(env.fingerprint, null, 1) ?? '')
+        h(
+          'pre',
+          { className: 'jp-rlam-preview' },
+          JSON.stringify(env.fingerprint, null, 1) ?? ''
+        )
       )
     ]);
     if (step.llm_call) {
@@ -796,7 +831,11 @@ export class TracePanel extends SidePanel {
             {},
             `${call.model ?? '?'} · ${call.input_tokens ?? '?'}→${call.output_tokens ?? '?'} tokens · ${formatDuration(call.latency_ms as number)}`
           ),
-          h('pre', { className: 'jp-rlam-preview' }, JSON.stringify(call.response, null, 1))
+          h(
+            'pre',
+            { className: 'jp-rlam-preview' },
+            JSON.stringify(call.response, null, 1)
+          )
         )
       ]);
     }
@@ -936,13 +975,17 @@ export class TracePanel extends SidePanel {
     // Use the server's schema only when it matches what was recorded (same names).
     const schema =
       known &&
-      Object.keys(recorded).every(k => k in (known.params_schema.properties ?? {}))
+      Object.keys(recorded).every(
+        k => k in (known.params_schema.properties ?? {})
+      )
         ? known.params_schema
         : null;
     this.form = new SchemaForm(schema, recorded);
     this.mode = 'fork';
     this.renderDetail();
-    const first = this.form.node.querySelector('input, select') as HTMLElement | null;
+    const first = this.form.node.querySelector(
+      'input, select'
+    ) as HTMLElement | null;
     first?.focus();
   }
 
@@ -971,7 +1014,11 @@ export class TracePanel extends SidePanel {
     return h(
       'div',
       { className: 'jp-rlam-fork' },
-      h('div', { className: 'jp-rlam-subtitle' }, `Fork run at step ${step.seq} (${step.action})`),
+      h(
+        'div',
+        { className: 'jp-rlam-subtitle' },
+        `Fork run at step ${step.seq} (${step.action})`
+      ),
       form.node,
       h(
         'label',
@@ -1041,7 +1088,9 @@ export class TracePanel extends SidePanel {
         h('option', { value: r.run_id }, `${r.name} (${r.run_id.slice(-6)})`)
       )
     );
-    const parent = this.runs.find(r => r.run_id === this.selectedRun)?.parent_run_id;
+    const parent = this.runs.find(
+      r => r.run_id === this.selectedRun
+    )?.parent_run_id;
     if (parent) {
       select.value = parent;
     }
@@ -1051,16 +1100,25 @@ export class TracePanel extends SidePanel {
       h('div', { className: 'jp-rlam-subtitle' }, 'Diff this run with'),
       others.length
         ? select
-        : h('p', { className: 'jp-rlam-muted' }, 'There is no other run to compare with.'),
+        : h(
+            'p',
+            { className: 'jp-rlam-muted' },
+            'There is no other run to compare with.'
+          ),
       h(
         'div',
         { className: 'jp-rlam-actions' },
         others.length
-          ? this.button('Diff', 'diff-submit', () => {
-              this.mode = 'none';
-              this.renderDetail();
-              void this.send(diffCommand(this.selectedRun!, select.value));
-            }, true)
+          ? this.button(
+              'Diff',
+              'diff-submit',
+              () => {
+                this.mode = 'none';
+                this.renderDetail();
+                void this.send(diffCommand(this.selectedRun!, select.value));
+              },
+              true
+            )
           : null,
         this.button('Cancel', 'cancel', () => {
           this.mode = 'none';
@@ -1088,7 +1146,9 @@ export class TracePanel extends SidePanel {
     );
     this.activity.model.clear();
     if (!link) {
-      this.showError(new Error('Open the notebook this trace belongs to first.'));
+      this.showError(
+        new Error('Open the notebook this trace belongs to first.')
+      );
       return 'error';
     }
     this.busy = true;

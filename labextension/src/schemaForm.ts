@@ -36,7 +36,11 @@ function normalise(
     if (nonNull.length === 1) {
       const inner = normalise(nonNull[0], defs);
       return {
-        schema: { ...inner.schema, title: current.title, default: current.default },
+        schema: {
+          ...inner.schema,
+          title: current.title,
+          default: current.default
+        },
         nullable: nullable || inner.nullable
       };
     }
