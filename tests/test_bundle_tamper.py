@@ -355,3 +355,18 @@ def test_parquet_bomb_is_refused_before_it_is_read(good_bundle: Path, tmp_path: 
     report = verify_bundle(hostile, limits=Limits(max_entry_bytes=1_000_000))
     problems = [str(p) for c in report.checks for p in c.problems]
     assert any("trace/approvals.parquet" in p and "Parquet bomb" in p for p in problems), problems
+
+
+def test_a_bundle_from_an_older_schema_verifies_and_imports(
+    good_bundle: Path, tmp_path: Path
+) -> None:
+    """Columns added to the trace later are optional in a bundle: missing ones become null."""
+    entries = _entries(good_bundle)
+    steps = _table(entries, "steps")
+    older = steps.drop_columns(["traceback", "cell_id", "host"])
+    entries["trace/steps.parquet"] = _parquet(older)
+    bundle = _write(tmp_path / "older.zip", entries, manifest=True)
+    report = verify_bundle(bundle)
+    assert report.ok, report.text()
+    result = import_bundle(bundle, tmp_path / ".rlam")
+    assert len(result.imported) == 1

@@ -33,6 +33,9 @@ from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
 from rlam_jupyter.store.schema import SCHEMA_VERSION
 
+_STREAM_FROM_BYTES = 8 << 20
+"""Objects larger than this are streamed from disk; smaller ones are read once."""
+
 
 def producer() -> str:
     from rlam_jupyter import __version__
@@ -237,7 +240,7 @@ def parquet_bytes(table: pa.Table) -> bytes:
 
 
 def _objects(layout: StoreLayout, rows: TraceRows) -> dict[str, Payload]:
-    """Object files by entry name (streamed into the zip, never all in memory)."""
+    """Object contents by entry name; large files are streamed into the zip, not held."""
     entries: dict[str, Payload] = {}
     missing: list[Problem] = []
     for artifact_id, art in sorted(rows.artifacts.items()):
@@ -250,8 +253,14 @@ def _objects(layout: StoreLayout, rows: TraceRows) -> dict[str, Payload]:
             )
             continue
         source = layout.root / path
-        if source.is_file():
+        try:
+            size = source.stat().st_size
+        except FileNotFoundError:
+            size = -1
+        if size > _STREAM_FROM_BYTES:
             entries[path] = source
+        elif size >= 0:
+            entries[path] = source.read_bytes()
         else:
             missing.append(
                 Problem(
