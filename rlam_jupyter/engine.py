@@ -21,8 +21,15 @@ from ulid import ULID
 from rlam_jupyter.actions import ActionSpec, Registry
 from rlam_jupyter.actions import registry as default_registry
 from rlam_jupyter.cache import CacheEntry, StepCache
-from rlam_jupyter.determinism import derive_seed, generator, pin_seeds
+from rlam_jupyter.determinism import derive_seed
 from rlam_jupyter.errors import StoreWriteError
+from rlam_jupyter.executors import (
+    Execution,
+    Executor,
+    LocalExecutor,
+    Placement,
+    StepCall,
+)
 from rlam_jupyter.fingerprint import fingerprint
 from rlam_jupyter.hashing import (
     Canonical,
@@ -33,7 +40,7 @@ from rlam_jupyter.hashing import (
     restore,
 )
 from rlam_jupyter.objects import ObjectStore
-from rlam_jupyter.policy import Approver, Policy, time_limit
+from rlam_jupyter.policy import Approver, Policy
 from rlam_jupyter.proposal import PENDING, CheckedProposal, Proposal, ProposalRejected, check
 from rlam_jupyter.run_index import ArtifactRef, RunIndex, StepEntry
 from rlam_jupyter.store.journal import HOST, JournalWriter, now_us
@@ -76,6 +83,8 @@ class Run:
     created_us: int = 0
     index: RunIndex | None = None
     """Compact record of this run's steps (what replay and fork read without the store)."""
+    worker_envs: set[str] = field(default_factory=set)
+    """Environments of executor workers already recorded for this run."""
 
     @property
     def failed_steps(self) -> list[StepResult]:
@@ -138,6 +147,8 @@ class Engine:
         self.approver = approver
         self.writer_id = str(ULID())
         self.cache = StepCache(self.layout, self.writer_id)
+        self.executor: Executor = LocalExecutor()
+        """Where action bodies run (``local``, or a Dask cluster: see :mod:`executors`)."""
         self.executions = 0
         """How many action bodies this engine actually ran (cache hits do not count)."""
         self.runs: dict[str, Run] = {}
@@ -405,11 +416,12 @@ class Engine:
         started_us = now_us()
         t0 = time.perf_counter()
         try:
-            values = self.invoke(
+            execution = self.run_action(
                 spec,
                 checked.params.__dict__,
                 {pname: b.value for pname, b in inputs.items()},
                 seed,
+                {pname: b.object_path for pname, b in inputs.items()},
             )
         except Exception as exc:
             duration = (time.perf_counter() - t0) * 1e3
@@ -445,7 +457,7 @@ class Engine:
         # The action ran: a store that refuses the records now must not cost the value.
         with run.writer.holding_failures():
             outputs, bindings, store_notes = self._store_outputs(
-                run, step_id, proposal, spec, values, input_ids
+                run, step_id, proposal, spec, execution.outputs, input_ids, execution.canonicals
             )
             self._record_step(
                 run,
@@ -456,6 +468,7 @@ class Engine:
                 outputs=outputs,
                 started_at=started_us,
                 duration_ms=duration,
+                placement=self._placed(run, execution.placement),
                 artifacts={
                     b.artifact_id: ArtifactRef(b.artifact_id, b.kind, b.object_path)
                     for b in bindings
@@ -516,15 +529,43 @@ class Engine:
     ) -> dict[str, Any]:
         """Run an action body as a step runs it (seeds pinned, ``rng`` handed over, the
         policy's timeout); replay's verification re-executes through here too."""
-        kwargs = dict(params)
-        kwargs.update(inputs)
-        if spec.wants_rng:
-            kwargs["rng"] = generator(seed)
-        pin_seeds(seed)
+        return dict(self.run_action(spec, params, inputs, seed).outputs)
+
+    def run_action(
+        self,
+        spec: ActionSpec,
+        params: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+        seed: int,
+        input_paths: Mapping[str, str | None] | None = None,
+    ) -> Execution:
+        """The executor seam: hand the body to ``self.executor`` (this process, or a Dask
+        worker that pins the same seed) and get its outputs and where it ran. Checking,
+        seeds, recording and the trace stay here, in the kernel; a worker only hashes what
+        it returns (a pickle round trip can change an estimator's bytes, not its state)."""
         self.executions += 1
-        with time_limit(self.policy.timeout_s):
-            returned = spec.func(**kwargs)
-        return _split_outputs(spec, returned)
+        call = StepCall(
+            spec, params, inputs, seed, self.policy.timeout_s, input_paths or {}, self.layout.root
+        )
+        return self.executor.run(call)
+
+    def _placed(self, run: Run, placement: Placement) -> Placement | None:
+        """Record the environment of a worker the first time a run uses it; None for the
+        kernel itself (its host and environment are the run's)."""
+        if placement.env_id is None:
+            return None
+        if placement.env_id != run.env_id and placement.env_id not in run.worker_envs:
+            run.worker_envs.add(placement.env_id)
+            run.writer.append(
+                "environments",
+                {
+                    "env_id": placement.env_id,
+                    "run_id": run.run_id,
+                    "fingerprint": json.dumps(placement.env),
+                    "recorded_at": now_us(),
+                },
+            )
+        return placement
 
     # ------------------------------------------------------------ internals
 
@@ -672,6 +713,7 @@ class Engine:
         spec: ActionSpec,
         values: Mapping[str, Any],
         input_ids: Mapping[str, str],
+        canonicals: Mapping[str, Canonical] | None = None,
     ) -> tuple[dict[str, str], list[Binding], list[str]]:
         outputs: dict[str, str] = {}
         bindings: list[Binding] = []
@@ -679,7 +721,7 @@ class Engine:
         targets = proposal.targets or spec.outputs
         for target, name in zip(targets, spec.outputs, strict=False):
             value = values[name]
-            canonical = canonicalize(value)
+            canonical = (canonicals or {}).get(name) or canonicalize(value)
             path = self.objects.put(canonical)
             if canonical.note:
                 notes.append(f"{name}: {canonical.note}")
@@ -744,7 +786,9 @@ class Engine:
         duration_ms: float | None = None,
         cell: CellInfo | None = None,
         artifacts: Mapping[str, ArtifactRef] | None = None,
+        placement: Placement | None = None,
     ) -> None:
+        env_id = placement.env_id if placement is not None and placement.env_id else run.env_id
         params_json = params if params is not None else _jsonable(proposal.params)
         record = {
             "run_id": run.run_id,
@@ -768,7 +812,7 @@ class Engine:
             "recovers": recovers,
             "started_at": started_at,
             "duration_ms": duration_ms,
-            "env_id": run.env_id,
+            "env_id": env_id,
             "origin": proposal.origin,
             "proposed_by": proposed_by,
             "cell_id": cell.cell_id if cell else None,
@@ -776,7 +820,8 @@ class Engine:
             "cell_source_hash": cell.source_hash if cell else None,
             "source_line": proposal.line,
             "source_text": proposal.source_text or proposal.as_source(),
-            "host": HOST,
+            "host": placement.host if placement is not None else HOST,
+            "executor": placement.executor if placement is not None else None,
             "recorded_at": now_us(),
         }
         run.writer.append("steps", record)
@@ -799,7 +844,7 @@ class Engine:
                     error_message=error.message if error else None,
                     cached_from=cached_from,
                     recovers=recovers,
-                    env_id=run.env_id,
+                    env_id=env_id,
                     source_text=proposal.source_text or proposal.as_source(),
                 ),
                 artifacts or {},
@@ -890,19 +935,6 @@ def _snapshot(canonical: Canonical, value: Any) -> Any:
     if canonical.kind == "pickle" and type(value).__module__.startswith("sklearn."):
         return value
     return restore(canonical.kind, canonical.payload)
-
-
-def _split_outputs(spec: ActionSpec, returned: Any) -> dict[str, Any]:
-    if not spec.outputs:
-        return {}
-    if len(spec.outputs) == 1:
-        return {spec.outputs[0]: returned}
-    if not isinstance(returned, tuple) or len(returned) != len(spec.outputs):
-        raise TypeError(
-            f"{spec.name} declares {len(spec.outputs)} outputs ({', '.join(spec.outputs)}) "
-            f"but returned {type(returned).__name__}"
-        )
-    return dict(zip(spec.outputs, returned, strict=False))
 
 
 def _artifact_record(

@@ -65,6 +65,7 @@ STEPS = pa.schema(
         ("source_line", pa.int64()),
         ("source_text", pa.string()),
         ("host", pa.string()),
+        ("executor", pa.string()),
         ("event_no", pa.int64()),
         ("recorded_at", _TS),
     ]
