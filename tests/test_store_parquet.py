@@ -41,7 +41,7 @@ def recorded(store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_export_writes_every_table_any_tool_reads(recorded: Path, tmp_path: Path) -> None:
     dest = tmp_path / "export"
-    summary = rlam_jupyter.export_parquet(dest, store=recorded)
+    summary = rlam_jupyter.export_parquet(dest, store=recorded, events=True)
     assert summary["tables"] == {
         "runs": 2,
         "steps": 4,
@@ -53,7 +53,7 @@ def test_export_writes_every_table_any_tool_reads(recorded: Path, tmp_path: Path
         "approvals": 0,
     }
     steps = pd.read_parquet(dest / "steps.parquet")
-    assert list(steps["seq"]) == [1, 2, 3, 1]  # ordered by run, then step
+    assert sorted(steps["seq"]) == [1, 1, 2, 3]  # newest state of each step, both runs
     assert set(steps["status"]) == {"succeeded"}
     assert str(steps["started_at"].dtype).startswith("datetime64")
     for table in summary["tables"]:
@@ -81,3 +81,4 @@ def test_rlam_export_parquet_command(recorded: Path, tmp_path: Path) -> None:
     ).stdout
     assert "steps" in out
     assert pq.read_table(dest / "runs.parquet").num_rows == 2
+    assert not (dest / "step_events.parquet").exists()  # only with --events

@@ -111,6 +111,7 @@ def connect(store: str | os.PathLike[str] | StoreLayout | None = None) -> duckdb
     layout = store if isinstance(store, StoreLayout) else resolve_store(store)
     snapshot = take_snapshot(layout)
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")
     for name, schema in TABLES.items():
         con.register(f"_journal_{name}", snapshot.journal[name])
         columns = ", ".join(f'"{f.name}"' for f in schema)
@@ -127,13 +128,22 @@ def connect(store: str | os.PathLike[str] | StoreLayout | None = None) -> duckdb
             )
         events = f"{name[:-1]}_events" if name in LATEST_BY else f"_{name}_all"
         con.execute(f"CREATE VIEW {events} AS {source}")
-        if name in LATEST_BY:
-            key = LATEST_BY[name]
-            partition = "run_id" if key == "run_id" else f"run_id, {key}"
+        if name == "runs":
             con.execute(
                 f"CREATE VIEW {name} AS SELECT * EXCLUDE (rn) FROM ("
-                f"SELECT *, row_number() OVER (PARTITION BY {partition} "
+                "SELECT *, row_number() OVER (PARTITION BY run_id "
                 f"ORDER BY event_no DESC) AS rn FROM {events}) WHERE rn = 1"
+            )
+        elif name in LATEST_BY:
+            # The newest record per key, as a semi-join on its event number: for a whole
+            # table it costs about one scan (a window would sort every column), and a
+            # filter on run_id reaches both sides, so one run reads only its own files.
+            # Event numbers are unique per key: one writer records a step.
+            key = LATEST_BY[name]
+            con.execute(
+                f"CREATE VIEW {name} AS SELECT e.* FROM {events} e SEMI JOIN ("
+                f"SELECT run_id, {key}, max(event_no) AS newest FROM {events} GROUP BY ALL) n "
+                f"ON e.run_id = n.run_id AND e.{key} = n.{key} AND e.event_no = n.newest"
             )
         else:
             con.execute(f"CREATE VIEW {name} AS SELECT DISTINCT ON (*) * FROM {events}")

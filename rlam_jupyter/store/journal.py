@@ -182,11 +182,16 @@ class JournalWriter:
         fd = self._open()
         try:
             _write_all(fd, data)
-            if self.fsync:
-                os.fsync(fd)
         except OSError:
             self._drop_fd()
             raise
+        if self.fsync:
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                # The record is in the file; writing it again would duplicate it.
+                self.last_error = f"fsync failed: {exc.strerror or exc}"
+                self._drop_fd()
 
     def _refusal_message(self) -> str:
         pending = (

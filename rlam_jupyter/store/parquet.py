@@ -1,8 +1,9 @@
 """Export the trace tables as plain Parquet files that any tool reads.
 
 ``export_parquet(dest)`` writes one zstd Parquet file per table (``runs``, ``steps``
-with each step's newest state, ``step_events`` with every state change, ``artifacts``,
-``edges``, ``environments``, ``llm_calls``, ``approvals``) to ``dest``: DuckDB,
+with each step's newest state, ``artifacts``, ``edges``, ``environments``,
+``llm_calls``, ``approvals``; ``step_events`` with every state change on request)
+to ``dest``: DuckDB,
 pandas, Polars and Spark read them without rlam. Each file carries the schema
 version in its metadata (``rlam.schema_version``).
 """
@@ -21,14 +22,17 @@ from rlam_jupyter.store.layout import StoreLayout, resolve_store
 from rlam_jupyter.store.schema import SCHEMA_VERSION, TABLES
 from rlam_jupyter.store.versioning import PARQUET_TABLE_KEY, PARQUET_VERSION_KEY
 
-EXPORTED = ("runs", "steps", "step_events", *[t for t in TABLES if t not in ("runs", "steps")])
-"""Table names, in the order they are written; ``step_events`` keeps every step record."""
+TABLE_ORDER = ("runs", "steps", *[t for t in TABLES if t not in ("runs", "steps")])
 
 
 def export_parquet(
-    dest: str | os.PathLike[str], store: str | os.PathLike[str] | StoreLayout | None = None
+    dest: str | os.PathLike[str],
+    store: str | os.PathLike[str] | StoreLayout | None = None,
+    *,
+    events: bool = False,
 ) -> dict[str, Any]:
-    """Write every trace table of ``store`` to ``dest/<table>.parquet``; returns
+    """Write every trace table of ``store`` to ``dest/<table>.parquet`` (and, with
+    ``events``, ``step_events.parquet``: every status change of every step); returns
     ``{"dest", "schema_version", "tables": {table: rows}, "seconds"}``.
 
     Each file is written under a temporary name and renamed, so a reader of ``dest``
@@ -40,16 +44,15 @@ def export_parquet(
     con = connect(layout)
     rows: dict[str, int] = {}
     try:
-        for table in EXPORTED:
+        for table in (*TABLE_ORDER, "step_events") if events else TABLE_ORDER:
             target = folder / f"{table}.parquet"
             temp = folder / f".tmp-{table}.parquet"
             metadata = (
                 f"{{'{PARQUET_VERSION_KEY.decode()}': '{SCHEMA_VERSION}', "
                 f"'{PARQUET_TABLE_KEY.decode()}': '{table}'}}"
             )
-            order = "ORDER BY run_id, seq, event_no" if table in ("steps", "step_events") else ""
             con.execute(
-                f"COPY (SELECT * FROM {table} {order}) TO '{_quote(temp)}' "
+                f"COPY (SELECT * FROM {table}) TO '{_quote(temp)}' "
                 f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {metadata})"
             )
             os.replace(temp, target)
@@ -78,13 +81,16 @@ def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="write the trace tables as Parquet files (one per table) to DEST",
     )
     parser.add_argument("dest", help="folder to write runs.parquet, steps.parquet, ...")
+    parser.add_argument(
+        "--events", action="store_true", help="also write step_events.parquet (every status)"
+    )
     parser.set_defaults(handler=_command)
 
 
 def _command(args: argparse.Namespace) -> int:
     from rlam_jupyter.cli import emit
 
-    summary = export_parquet(args.dest, args.store)
+    summary = export_parquet(args.dest, args.store, events=args.events)
     lines = [f"{table:<14} {n:>10} rows" for table, n in summary["tables"].items()]
     emit(args, summary, f"wrote {summary['dest']} in {summary['seconds']} s\n" + "\n".join(lines))
     return 0
