@@ -304,6 +304,40 @@ def test_the_sidebar_shows_what_connect_sees_and_forks_from_a_step(
     page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
 
 
+def test_replay_diff_and_export_are_sent_to_the_kernel(
+    lab: JupyterApp, page: Any, shots: Path
+) -> None:
+    """Runs from the first test are in the store; each action shows the kernel's answer."""
+    con = rlam_jupyter.connect(lab.root / ".rlam")
+    parent = con.execute("SELECT run_id FROM runs WHERE parent_run_id IS NULL").fetchone()[0]
+    page.click(f".jp-rlam-run-row[data-run-id='{parent}']")
+    page.click(".jp-rlam-step-row[data-seq='3']")
+    page.wait_for_selector(".jp-rlam-detail[data-seq='3']")
+
+    page.click("[data-rlam-action='replay']")
+    page.wait_for_selector(".jp-rlam-activity-title[data-state='ok']")
+    assert f"%rlam replay {parent} --upto 3" in page.inner_text(".jp-rlam-activity-title")
+    assert "Xs_train" in kernel(page, "print(sorted(k for k in dir() if k.startswith('Xs_')))")
+
+    page.click("[data-rlam-action='diff']")
+    page.wait_for_selector("select[name='diff-with']")
+    page.click("[data-rlam-action='diff-submit']")
+    page.wait_for_function(
+        "() => document.querySelector('.jp-rlam-activity-title').textContent.includes('diff')"
+        " && document.querySelector('.jp-rlam-activity-title').dataset.state === 'ok'"
+    )
+    assert page.inner_text(".jp-rlam-activity-output").strip()
+
+    page.click("[data-rlam-action='export']")
+    page.wait_for_function(
+        "() => document.querySelector('.jp-rlam-activity-title').textContent.includes('export')"
+        " && document.querySelector('.jp-rlam-activity-title').dataset.state === 'ok'"
+    )
+    assert (lab.root / "analysis.rlam.zip").is_file()
+    page.eval_on_selector(".jp-rlam-step-section", "el => el.scrollTo(0, el.scrollHeight)")
+    page.screenshot(path=str(shots / "sidebar-actions.png"))
+
+
 def test_the_palette_has_the_rlam_commands(page: Any) -> None:
     ids = page.evaluate("() => window.jupyterapp.commands.listCommands()")
     for command in ("rlam:open", "rlam:replay", "rlam:fork", "rlam:diff", "rlam:export"):
