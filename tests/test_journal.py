@@ -189,3 +189,25 @@ def test_a_write_cut_short_does_not_swallow_the_next_record(store: Path) -> None
     assert con.execute("SELECT problem FROM journal_problems").fetchall() == [
         ("checksum or JSON mismatch",)
     ]
+
+
+def test_lines_that_do_not_end_with_their_kind_still_read(store: Path) -> None:
+    """The bulk reader picks columns by the kinds at the lines' ends; a line that does
+    not say its kind there (an earlier writer) makes it read every column."""
+    folder = store / "journal" / "R2"
+    folder.mkdir(parents=True)
+
+    def kind_first(record: dict[str, object]) -> bytes:
+        body = json.dumps(record, separators=(",", ":")).encode()[:-1]
+        return body + b',"_c":"%08x"}\n' % zlib.crc32(body)
+
+    (folder / "w.jsonl").write_bytes(
+        kind_first({"_t": "header", "schema_version": 1})
+        + kind_first({"_t": "runs", "run_id": "R2", "name": "early", "event_no": 1})
+        + kind_first({"_t": "steps", **step("R2", 1), "event_no": 2})
+        + frame({"_t": "edges", "run_id": "R2", "src": "a", "dst": "b", "type": "used"})
+    )
+    con = connect(store)
+    assert con.execute("SELECT name FROM runs").fetchall() == [("early",)]
+    assert con.execute("SELECT seq, status FROM steps").fetchall() == [(1, "succeeded")]
+    assert con.execute("SELECT type FROM edges").fetchall() == [("used",)]

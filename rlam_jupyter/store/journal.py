@@ -37,6 +37,7 @@ from rlam_jupyter.store.schema import SCHEMA_VERSION, TABLES
 HOST = socket.gethostname()
 
 CRC_FIELD = "_c"
+_TAIL_FIELDS = ("_t", CRC_FIELD)
 _TRAILER_HEAD = b',"_c":"'
 _TRAILER_LEN = len(_TRAILER_HEAD) + 8 + 2  # ,"_c":" + 8 hex digits + "}
 
@@ -50,12 +51,12 @@ def frame(record: Mapping[str, Any]) -> bytes:
     """One journal line: the record as compact JSON with its checksum as last field.
 
     ``None`` values are left out (readers fill missing columns with null), which keeps
-    lines short."""
-    body = json.dumps(
-        {k: v for k, v in record.items() if v is not None and k != CRC_FIELD},
-        separators=(",", ":"),
-        default=str,
-    ).encode()
+    lines short. The kind (``_t``) comes right before the checksum, where a bulk reader
+    finds it without parsing the line."""
+    fields = {k: v for k, v in record.items() if v is not None and k not in _TAIL_FIELDS}
+    if "_t" in record:
+        fields["_t"] = record["_t"]
+    body = json.dumps(fields, separators=(",", ":"), default=str).encode()
     head = body[:-1]
     return head + b',"_c":"%08x"}\n' % zlib.crc32(head)
 

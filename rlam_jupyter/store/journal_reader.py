@@ -25,6 +25,7 @@ from rlam_jupyter.store.schema import TABLES
 
 _TRAILER_HEAD = b',"_c":"'
 _TRAILER_LEN = len(_TRAILER_HEAD) + 10
+_KIND_TAIL = len('"_t":"environments"')
 
 
 def _union_schema() -> pa.Schema:
@@ -39,7 +40,26 @@ def _union_schema() -> pa.Schema:
 
 
 UNION_SCHEMA = _union_schema()
-_PARSE = pa_json.ParseOptions(explicit_schema=UNION_SCHEMA, unexpected_field_behavior="ignore")
+
+
+_ALL_KINDS = pa_json.ParseOptions(explicit_schema=UNION_SCHEMA, unexpected_field_behavior="ignore")
+
+
+def _parse_options(kinds: set[bytes]) -> pa_json.ParseOptions:
+    """Only the columns of the record kinds present: the parser fills every column of
+    its schema for every line, so a file of steps parses faster without the columns
+    of the other tables."""
+    names = {"_t"}
+    for kind in kinds:
+        name = kind.decode(errors="replace")
+        if name in TABLES:
+            names.update(TABLES[name].names)
+        elif name != "header":
+            return _ALL_KINDS  # a line that does not end with its kind: older writer
+    schema = pa.schema([f for f in UNION_SCHEMA if f.name in names])
+    return pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+
+
 _READ = pa_json.ReadOptions(block_size=1 << 20)  # several blocks: parsed in parallel
 
 
@@ -101,10 +121,10 @@ def parse_journal(
     """Parse ``data``, the bytes of ``path`` from offset ``start``; ``head`` is its first line."""
     header_id, version = _header(head)
     chunk = JournalChunk(path, start, start, start + len(data), header_id, version)
-    keep, slow = _scan(data, chunk, first_line)
+    keep, kinds, slow = _scan(data, chunk, first_line)
     parts: list[pa.Table] = []
     if keep:
-        parts.append(_parse(data, keep, chunk))
+        parts.append(_parse(data, keep, kinds, chunk))
     if slow:
         parts.append(_from_records(slow, chunk))
     if parts:
@@ -126,13 +146,15 @@ def _header(line: bytes) -> tuple[str | None, int | None]:
 
 def _scan(
     data: bytes, chunk: JournalChunk, lineno: int
-) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
-    """Check every line; returns byte spans of intact current-format lines to bulk-parse
-    and the decoded records of lines that need the slow path (older format)."""
+) -> tuple[list[tuple[int, int]], set[bytes], list[dict[str, Any]]]:
+    """Check every line; returns byte spans of intact current-format lines to bulk-parse,
+    the record kinds they hold (``b""`` when a line does not say), and the decoded
+    records of lines that need the slow path (older format)."""
     view = memoryview(data)
     crc = zlib.crc32
     find = data.find
     spans: list[tuple[int, int]] = []
+    kinds: set[bytes] = set()
     span_start = 0
     slow: list[dict[str, Any]] = []
     pos, size = 0, len(data)
@@ -158,24 +180,31 @@ def _scan(
                 chunk.problems.append((str(chunk.path), lineno, "checksum or JSON mismatch"))
             elif record.get("_t") != "header":
                 slow.append(record)
+        else:
+            # frame() writes the kind last: `…,"_t":"steps","_c":"…"}`
+            kind_at = data.rfind(b'"_t":"', max(pos, end - _TRAILER_LEN - _KIND_TAIL), end)
+            kinds.add(data[kind_at + 6 : end - _TRAILER_LEN - 1] if kind_at >= 0 else b"")
         pos = end + 1
         lineno += 1
         chunk.lines += 1
     if pos > span_start and span_start < size:
         spans.append((span_start, min(pos, size)))
     chunk.end = chunk.start + min(pos, size)
-    return spans, slow
+    return spans, kinds, slow
 
 
-def _parse(data: bytes, spans: list[tuple[int, int]], chunk: JournalChunk) -> pa.Table:
+def _parse(
+    data: bytes, spans: list[tuple[int, int]], kinds: set[bytes], chunk: JournalChunk
+) -> pa.Table:
     view = memoryview(data)
     if len(spans) == 1:
         a, b = spans[0]
         source: Any = pa.BufferReader(pa.py_buffer(view[a:b]))
     else:
         source = io.BytesIO(b"".join(view[a:b] for a, b in spans))
+    options = _parse_options(kinds)
     try:
-        return pa_json.read_json(source, read_options=_READ, parse_options=_PARSE)
+        return pa_json.read_json(source, read_options=_READ, parse_options=options)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         # A value of the wrong type somewhere (an int column holding text): decode
         # record by record so only the bad records are lost, and reported.
