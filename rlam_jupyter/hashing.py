@@ -99,7 +99,7 @@ def canonicalize(value: Any) -> Canonical:
         if table_form is not None:
             return table_form
     try:
-        data = pickle.dumps(value, protocol=5)
+        data = _pickle_canonical(value)
     except Exception as exc:
         text = f"{type(value).__module__}.{type(value).__qualname__}:{value!r}".encode()
         note = (
@@ -108,6 +108,24 @@ def canonicalize(value: Any) -> Canonical:
         )
         return Canonical("opaque", digest_bytes("opaque", text), b"", False, note)
     return Canonical("pickle", digest_bytes("pickle", data), data, True)
+
+
+def _pickle_canonical(value: Any) -> bytes:
+    """Pickle bytes that depend on the value only, not on object identity.
+
+    A normal pickle memoises objects by ``id``: two equal estimators whose attribute
+    strings happen to be shared (interned) differently pickle to different bytes. The
+    memo-free ("fast") pickler writes every object in full, so equal state gives equal
+    bytes; self-referencing objects, which it cannot write, fall back to a normal pickle.
+    """
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=5)
+    pickler.fast = True
+    try:
+        pickler.dump(value)
+    except (ValueError, RecursionError):
+        return pickle.dumps(value, protocol=5)
+    return buffer.getvalue()
 
 
 def _numpy(value: Any) -> Canonical | None:

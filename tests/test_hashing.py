@@ -140,3 +140,25 @@ def test_quick_fingerprint_refuses_what_it_cannot_vouch_for() -> None:
     assert quick_fingerprint(multi) is None
     assert quick_fingerprint(np.zeros(3)) is None
     assert quick_fingerprint({"a": 1}) is None
+
+
+class _Holder:
+    def __init__(self, first: str, second: str) -> None:
+        self.first = first
+        self.second = second
+
+
+def test_pickled_hash_ignores_object_identity() -> None:
+    """Equal state, different sharing of equal strings: a plain pickle differs, the hash must not."""
+    import pickle
+
+    text = "".join(["ab", "cd"])
+    shared = _Holder(text, text)
+    separate = _Holder(text, "".join(["ab", "cd"]))
+    assert pickle.dumps(shared) != pickle.dumps(separate)
+    assert hash_value(shared) == hash_value(separate)
+    loop: list[object] = [1]
+    loop.append(loop)  # self-reference: falls back to a normal pickle, still restorable
+    canonical = canonicalize(loop)
+    assert canonical.kind == "pickle"
+    assert canonical.restorable
