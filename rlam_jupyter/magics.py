@@ -108,6 +108,12 @@ class RlamMagics(Magics):
         "-v", "--verbose", action="store_true", help="show an action's full traceback on failure"
     )
     @argument("--quiet", "-q", action="store_true", help="do not display the steps table")
+    @argument(
+        "--executor",
+        default=None,
+        help="where this cell's steps run: local (default) or dask://HOST:PORT "
+        "(set it for every cell with `%%rlam config executor=...`)",
+    )
     @line_cell_magic
     def rlam(self, line: str, cell: str | None = None) -> Any:
         """Run schema-checked, recorded steps (cell) or manage runs (line).
@@ -192,14 +198,19 @@ class RlamMagics(Magics):
                 )
                 results.append(session.engine.reject(run, proposal, reason, cell))
             return self._finish(run.name, results, args, failing=rejection.message)
-        results = session.execute(
-            run,
-            proposals,
-            cell=cell,
-            use_cache=not args.no_cache,
-            dry_run=args.dry_run,
-            recovers=args.recover,
-        )
+        from rlam_jupyter.cell_plan import running_on
+
+        # the executor may start independent steps ahead; recording stays in order
+        ahead = [] if args.dry_run else proposals
+        with running_on(session.engine, args.executor, run, ahead, not args.no_cache):
+            results = session.execute(
+                run,
+                proposals,
+                cell=cell,
+                use_cache=not args.no_cache,
+                dry_run=args.dry_run,
+                recovers=args.recover,
+            )
         shown = self._finish(run.name, results, args)
         run.writer.raise_if_pending()  # values are bound; say the trace lacks records
         return shown
@@ -286,6 +297,12 @@ def _has_targets(result: StepResult) -> bool:
 
 
 def _status(session: Session) -> Any:
+    from rlam_jupyter.remote import store_for_layout
+
+    remote = store_for_layout(session.engine.layout)
+    if remote is not None:  # an s3:// store: say what is still to upload, and retry now
+        remote.uploader.wake()
+        print(remote.status().summary())
     run = session.current
     if run is None:
         print(f"no open run; store: {session.engine.layout.root}")
@@ -312,8 +329,14 @@ def _config(session: Session, items: list[str]) -> None:
             session.runs.clear()
             session.current = None
             print(f"trace store: {session.engine.layout.root}")
+        elif key == "executor":
+            from rlam_jupyter.executors import executor_for
+
+            session.engine.executor.close()
+            session.engine.executor = executor_for(value)
+            print(f"steps run on: {session.engine.executor.name}")
         else:
-            raise UsageError(f"unknown config key {key!r}; known: store")
+            raise UsageError(f"unknown config key {key!r}; known: store, executor")
 
 
 _EXTRA_COMMANDS: dict[str, Any] = {}

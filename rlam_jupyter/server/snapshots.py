@@ -22,7 +22,7 @@ import pyarrow as pa
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.server import queries
 from rlam_jupyter.store.catalog import connect
-from rlam_jupyter.store.layout import DEFAULT_DIRNAME, StoreLayout
+from rlam_jupyter.store.layout import DEFAULT_DIRNAME, StoreLayout, resolve_store
 
 
 class PathError(RlamError):
@@ -53,7 +53,7 @@ def resolve_request_store(root_dir: str | os.PathLike[str], path: str | None) ->
         raise PathError(f"path {relative!r} resolves outside the server root", 403)
     home = os.environ.get("RLAM_HOME")
     if home:
-        return StoreLayout(Path(home).expanduser().resolve())
+        return resolve_store(home)  # s3:// stores: synced from the bucket first
     folder = target if target.is_dir() or not target.suffix else target.parent
     return StoreLayout(folder / DEFAULT_DIRNAME)
 

@@ -53,7 +53,15 @@ class StoreLayout:
 
 
 def resolve_store(store: str | os.PathLike[str] | None = None) -> StoreLayout:
-    """Pick the store folder: explicit argument, then ``RLAM_HOME``, then ``./.rlam``."""
+    """Pick the store folder: explicit argument, then ``RLAM_HOME``, then ``./.rlam``.
+
+    An ``s3://bucket/prefix`` store resolves to its local buffer, synced from the bucket
+    (see :mod:`rlam_jupyter.remote`)."""
+    chosen = os.fspath(store) if store is not None else os.environ.get("RLAM_HOME")
+    if isinstance(chosen, str) and chosen.startswith("s3://"):
+        from rlam_jupyter.remote import resolve_remote
+
+        return resolve_remote(chosen)
     if store is not None:
         return StoreLayout(Path(store).expanduser().resolve())
     env = os.environ.get("RLAM_HOME")
