@@ -110,7 +110,7 @@ def _collect() -> dict[str, Any]:
         "python": {
             "version": platform.python_version(),
             "implementation": platform.python_implementation(),
-            "executable": sys.executable,
+            "executable": os.path.realpath(sys.executable),
         },
         "platform": {
             "system": platform.system(),
