@@ -67,6 +67,13 @@ def independent_calls(
     return calls
 
 
+def close_executors() -> None:
+    """Disconnect the executors cells opened (before their cluster goes away)."""
+    for executor in set(_executors.values()):
+        executor.close()
+    _executors.clear()
+
+
 @contextlib.contextmanager
 def running_on(
     engine: Engine,

@@ -22,7 +22,7 @@ from rlam_jupyter.store.catalog import connect
 
 pytest.importorskip("moto")
 pytest.importorskip("boto3")
-from moto.server import ThreadedMotoServer  # noqa: E402
+from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
