@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,15 @@ class CompactionReport:
     journals_removed: int = 0
     seconds: float = 0.0
 
+    def merge(self, other: CompactionReport) -> None:
+        self.runs += other.runs
+        self.closed += other.closed
+        self.busy += other.busy
+        for table, n in other.rows.items():
+            self.rows[table] = self.rows.get(table, 0) + n
+        self.parts += other.parts
+        self.journals_removed += other.journals_removed
+
     def summary(self) -> str:
         rows = ", ".join(f"{n} {t}" for t, n in sorted(self.rows.items()) if n)
         text = (
@@ -95,13 +105,28 @@ def compact(
     Safe while kernels write and readers read; returns a :class:`CompactionReport`."""
     layout = store if isinstance(store, StoreLayout) else resolve_store(store)
     started = time.perf_counter()
-    report = CompactionReport()
-    for run_id in runs if runs is not None else journal_run_ids(layout):
+    run_ids = runs if runs is not None else journal_run_ids(layout)
+
+    def one(run_id: str) -> CompactionReport:
+        part = CompactionReport()
         with run_lock(layout, run_id, wait=wait) as locked:
-            if not locked:
-                report.busy.append(run_id)
-                continue
-            _compact_run(layout, run_id, include_open, report)
+            if locked:
+                _compact_run(layout, run_id, include_open, part)
+            else:
+                part.busy.append(run_id)
+        return part
+
+    # Runs are independent (a lock each); Arrow parses and writes outside the GIL,
+    # so a few threads keep every core busy when many runs are compacted at once.
+    workers = min(len(run_ids), os.cpu_count() or 1, 8)
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(one, run_ids))
+    else:
+        parts = [one(run_id) for run_id in run_ids]
+    report = CompactionReport()
+    for part in parts:
+        report.merge(part)
     report.seconds = time.perf_counter() - started
     return report
 
