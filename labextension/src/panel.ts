@@ -679,7 +679,8 @@ export class TracePanel extends SidePanel {
           'p',
           { className: 'jp-rlam-empty' },
           this.selectedRun ? 'Select a step to see its detail.' : ''
-        )
+        ),
+        this.mode === 'diff' && this.selectedRun ? this.diffForm() : ''
       );
       return;
     }
