@@ -79,7 +79,7 @@ def steps_table_html(results: Sequence[StepResult], caption: str = "") -> str:
             f"<tr class='{css}'><td>{r.seq}</td><td>{STATUS_ICONS.get(r.status, '?')} {r.status}</td>"
             f"<td><code>{html.escape(r.action)}</code></td><td>{duration}</td>"
             f"<td>{'' if r.seed is None else r.seed}</td>"
-            f"<td style='font-family:monospace'>{html.escape(detail)}</td></tr>"
+            f"<td>{html.escape(detail)}</td></tr>"
         )
     cap = f"<caption style='text-align:left'>{html.escape(caption)}</caption>" if caption else ""
     return (
@@ -91,9 +91,14 @@ def steps_table_html(results: Sequence[StepResult], caption: str = "") -> str:
 
 
 _STATUS_STYLE = (
-    "<style>.rlam-steps td,.rlam-steps th{padding:2px 8px;text-align:left}"
-    ".rlam-status-failed td,.rlam-status-rejected td{color:var(--jp-error-color1,#d32f2f)}"
-    ".rlam-status-cached td{color:var(--jp-brand-color1,#1976d2)}</style>"
+    # Scoped twice over (".rlam-steps" inside any rendered-HTML container) so JupyterLab's
+    # right-aligned table defaults do not win; nowrap keeps status and timing on one line.
+    "<style>table.rlam-steps td,table.rlam-steps th{padding:2px 8px;text-align:left;"
+    "vertical-align:top}table.rlam-steps td:nth-child(-n+5){white-space:nowrap}"
+    "table.rlam-steps td:last-child{font-family:var(--jp-code-font-family,monospace)}"
+    "table.rlam-steps tr.rlam-status-failed td,table.rlam-steps tr.rlam-status-rejected td"
+    "{color:var(--jp-error-color1,#d32f2f)}"
+    "table.rlam-steps tr.rlam-status-cached td{color:var(--jp-brand-color1,#1976d2)}</style>"
 )
 
 
