@@ -8,6 +8,7 @@ and a fork executed on the cluster verifies locally as identical.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,11 @@ metrics = evaluate(model=model, X=X_test_s, y=y_test)
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     """One LocalCluster for the module: two worker processes, one thread each."""
+    # IPython's shell (other tests) installs a __main__ without __spec__, which the
+    # process start-up of Dask's nannies reads.
+    main = sys.modules["__main__"]
+    if not hasattr(main, "__spec__"):
+        main.__spec__ = None
     with distributed.LocalCluster(
         n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
     ) as local:
