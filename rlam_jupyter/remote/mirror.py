@@ -7,9 +7,10 @@ with a gap waits for the missing segment), manifests when their generation grew 
 only after the parts they list are here. The catalog (DuckDB views, snapshot reads,
 checksums) then reads the cache exactly like a local store.
 
-Measured against reading over the network on every query (``benchmarks/``): a
-journal is hundreds of small segments, and DuckDB's httpfs is not available for
-this DuckDB build, so one listing per sync plus local reads beats remote scans.
+Why a cache and not remote scans: a journal is hundreds of small segments, and
+DuckDB's httpfs is not available for this DuckDB build, so one listing per sync plus
+local reads is the simpler path (chosen, not benchmarked against scanning Parquet
+over S3 through pyarrow).
 """
 
 from __future__ import annotations
