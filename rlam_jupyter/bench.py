@@ -83,21 +83,14 @@ def _cell(value: Any) -> str:
 
 def _machine() -> dict[str, Any]:
     import os
-    from pathlib import Path
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from rlam_jupyter.fingerprint import cpu_model
+
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cores": os.cpu_count(),
-        "cpu": cpu,
+        "cpu": cpu_model(),
     }
 
 

@@ -117,7 +117,7 @@ def _collect() -> dict[str, Any]:
             "release": platform.release(),
             "machine": platform.machine(),
         },
-        "cpu": {"model": _cpu_model(), "count": os.cpu_count() or 0},
+        "cpu": {"model": cpu_model(), "count": os.cpu_count() or 0},
         "packages": dict(sorted(packages.items())),
         "env": {
             name: os.environ.get(name) for name in ENV_VARS if os.environ.get(name) is not None
@@ -125,7 +125,8 @@ def _collect() -> dict[str, Any]:
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's marketing name (Linux ``/proc/cpuinfo``), else what ``platform`` knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -124,6 +124,16 @@ class RlamMagics(Magics):
         if self.shell is None:
             raise UsageError("rlam magics need an IPython shell")
         session = session_of(self.shell)
+        try:
+            return self._dispatch(session, line, cell)
+        except ProposalRejected as exc:
+            raise UsageError(exc.message) from None
+        except StepFailedError:
+            raise
+        except RlamError as exc:
+            raise UsageError(str(exc)) from None
+
+    def _dispatch(self, session: Session, line: str, cell: str | None) -> Any:
         words = shlex.split(line)
         if words and (words[0] in _COMMAND_MODULES or words[0] in _EXTRA_COMMANDS):
             # Further commands parse their own options (e.g. `%%rlam agent --model ...`).
@@ -132,25 +142,11 @@ class RlamMagics(Magics):
                 raise UsageError(f"`%rlam {words[0]}` is not available in this installation")
             if cell is not None and not getattr(handler, "cell", False):
                 raise UsageError(f"`{words[0]}` is a line command: use `%rlam {line}`")
-            try:
-                return handler(self, session, words[1:], cell)
-            except ProposalRejected as exc:
-                raise UsageError(exc.message) from None
-            except StepFailedError:
-                raise
-            except RlamError as exc:
-                raise UsageError(str(exc)) from None
+            return handler(self, session, words[1:], cell)
         args = parse_argstring(self.rlam, line)
-        try:
-            if cell is None:
-                return self._line(session, args, line)
-            return self._cell(session, args, cell)
-        except ProposalRejected as exc:
-            raise UsageError(exc.message) from None
-        except StepFailedError:
-            raise
-        except RlamError as exc:
-            raise UsageError(str(exc)) from None
+        if cell is None:
+            return self._line(session, args, line)
+        return self._cell(session, args, cell)
 
     # ------------------------------------------------------------ cell
 
