@@ -295,16 +295,7 @@ class Engine:
             proposed_by=proposed_by,
         )
         if proposed_by:
-            run.writer.append(
-                "edges",
-                {
-                    "run_id": run.run_id,
-                    "src": step_id,
-                    "dst": proposed_by,
-                    "type": "proposed_by",
-                    "role": None,
-                },
-            )
+            self._record_edge(run, step_id, proposed_by, "proposed_by")
         result = StepResult(
             run.run_id,
             step_id,
@@ -369,27 +360,9 @@ class Engine:
         }
         self._record_step(run, step_id, seq, proposal, status="accepted", **common)
         if recovers:
-            run.writer.append(
-                "edges",
-                {
-                    "run_id": run.run_id,
-                    "src": step_id,
-                    "dst": recovers,
-                    "type": "recovers",
-                    "role": None,
-                },
-            )
+            self._record_edge(run, step_id, recovers, "recovers")
         if proposed_by:
-            run.writer.append(
-                "edges",
-                {
-                    "run_id": run.run_id,
-                    "src": step_id,
-                    "dst": proposed_by,
-                    "type": "proposed_by",
-                    "role": None,
-                },
-            )
+            self._record_edge(run, step_id, proposed_by, "proposed_by")
         if dry_run:
             result = StepResult(
                 run.run_id,
@@ -757,10 +730,13 @@ class Engine:
             self._record_edge(run, step_id, artifact_id, "used", pname)
         return outputs, bindings, notes
 
-    def _record_edge(self, run: Run, step_id: str, artifact_id: str, kind: str, role: str) -> None:
+    def _record_edge(
+        self, run: Run, step_id: str, target: str, kind: str, role: str | None = None
+    ) -> None:
+        """One typed edge from a step to an artifact (used/generated) or a step/call."""
         run.writer.append(
             "edges",
-            {"run_id": run.run_id, "src": step_id, "dst": artifact_id, "type": kind, "role": role},
+            {"run_id": run.run_id, "src": step_id, "dst": target, "type": kind, "role": role},
         )
 
     def _record_step(
