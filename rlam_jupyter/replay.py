@@ -373,6 +373,30 @@ def _env_differences(lineage: Lineage, steps: list[StepEntry]) -> list[tuple[str
 # ---------------------------------------------------------------- fork
 
 
+def start_fork_run(
+    engine: Engine, lineage: Any, seq: int, name: str, *, notebook: str | None = None
+) -> Run:
+    """Open a fork of ``lineage.run`` at step ``seq``: a ``forked_from`` edge, the parent's
+    seed, and the names visible before ``seq`` bound by reference (loaded only when used),
+    so the cost does not grow with the shared prefix."""
+    parent = lineage.run
+    run = engine.start_run(
+        name, parent.seed, notebook=notebook, parent_run_id=parent.run_id, fork_seq=seq
+    )
+    for bound_name, visible in lineage.bindings_before(seq).items():
+        run.bindings[bound_name] = Binding(
+            bound_name,
+            visible.artifact_id,
+            visible.step_id,
+            visible.kind,
+            visible.object_path,
+            None,
+            loaded=False,
+        )
+    run.next_seq = seq
+    return run
+
+
 def fork(
     run: str,
     at: int | str,
@@ -424,23 +448,9 @@ def fork(
         )
     engine = ctx.engine
     fork_name = name or _fork_name(parent.name, seq)
-    new_run = engine.start_run(
-        fork_name,
-        parent.seed,
-        notebook=ctx.session.notebook if ctx.session else None,
-        parent_run_id=parent_id,
-        fork_seq=seq,
+    new_run = start_fork_run(
+        engine, lineage, seq, fork_name, notebook=ctx.session.notebook if ctx.session else None
     )
-    for bound_name, visible in lineage.bindings_before(seq).items():
-        new_run.bindings[bound_name] = Binding(
-            bound_name,
-            visible.artifact_id,
-            visible.step_id,
-            visible.kind,
-            visible.object_path,
-            None,
-            loaded=False,
-        )
     overrides = dict(params or {})
     inputs = dict(entry.inputs)
     for key in list(overrides):

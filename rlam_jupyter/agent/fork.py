@@ -15,7 +15,7 @@ from typing import Any
 
 from rlam_jupyter.agent.loop import AgentLimits, AgentLoop, AgentOutcome
 from rlam_jupyter.agent.proposers import Proposer
-from rlam_jupyter.engine import Binding, Engine, Run
+from rlam_jupyter.engine import Engine, Run
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.policy import Approver
 from rlam_jupyter.proposal import Proposal
@@ -72,7 +72,7 @@ def fork_agent(
 
 def _start_fork(engine: Engine, ref: str, seq: int, name: str | None) -> tuple[Run, list[Any]]:
     """Open the fork run (names before ``seq`` bound lazily) and read the conversation."""
-    from rlam_jupyter.replay import _context, resolve
+    from rlam_jupyter.replay import _context, resolve, start_fork_run
 
     ctx = _context(engine.layout, {}, None, engine.registry, engine)
     try:
@@ -81,24 +81,7 @@ def _start_fork(engine: Engine, ref: str, seq: int, name: str | None) -> tuple[R
         messages = _conversation_before(ctx.source.connection(), lineage, parent_id, seq)
     finally:
         ctx.source.close()
-    parent = lineage.run
-    run = engine.start_run(
-        name or f"{parent.name}-fork{seq}-agent",
-        parent.seed,
-        parent_run_id=parent_id,
-        fork_seq=seq,
-    )
-    for bound, visible in lineage.bindings_before(seq).items():
-        run.bindings[bound] = Binding(
-            bound,
-            visible.artifact_id,
-            visible.step_id,
-            visible.kind,
-            visible.object_path,
-            None,
-            loaded=False,
-        )
-    run.next_seq = seq
+    run = start_fork_run(engine, lineage, seq, name or f"{lineage.run.name}-fork{seq}-agent")
     return run, messages
 
 
