@@ -276,8 +276,9 @@ def finish_cell(
         if bad.status == "failed":
             message = (
                 f"step {bad.seq} ({bad.action}) failed: {bad.error.type}: "
-                f"{bad.error.message}. It is recorded as {bad.step_id}; fix the cause "
-                f"and re-run, or add a recovery cell with `%%rlam --recover {bad.step_id}`."
+                f"{bad.error.message}. It is recorded (step {bad.seq} of run {run_name}); fix "
+                f"the cause and re-run, or answer it with a recovery cell: "
+                f"`%%rlam --recover {bad.seq}`."
             )
         else:
             message = f"rejected, nothing ran: {message}"

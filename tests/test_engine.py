@@ -240,14 +240,16 @@ def test_recover_option_of_the_cell_magic(shell: InteractiveShell) -> None:
     shell.run_cell_magic("rlam", "--run rec --quiet", 'data = load_dataset(name="iris")')
     with pytest.raises(StepFailedError) as failure:
         shell.run_cell_magic("rlam", "--quiet", 'small = select_columns(data=data, columns=["x"])')
-    step_id = str(failure.value).split("recorded as ")[1].split(";")[0]
+    # the error names the step by its number and says how to answer it
+    assert "`%%rlam --recover 2`" in str(failure.value)
     shell.run_cell_magic(
         "rlam",
-        f"--quiet --recover {step_id}",
+        "--quiet --recover 2",
         'small = select_columns(data=data, columns=["target"])',
     )
     shell.run_line_magic("rlam", "end")
     con = rlam_jupyter.connect()
+    step_id = con.execute("SELECT step_id FROM steps WHERE seq = 2").fetchone()[0]  # type: ignore[index]
     assert con.execute("SELECT status FROM runs WHERE name = 'rec'").fetchall() == [("succeeded",)]
     assert con.execute("SELECT dst FROM edges WHERE type = 'recovers'").fetchall() == [(step_id,)]
 
