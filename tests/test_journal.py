@@ -100,6 +100,20 @@ def test_torn_tail_and_corrupt_line_are_skipped_and_reported(store: Path) -> Non
     ]
 
 
+def test_a_corrupt_checksum_field_is_skipped_and_reported(store: Path) -> None:
+    """Bit rot inside the checksum itself (not a hex digit any more, or the wrong one)."""
+    writer = write_steps(store, "R1", 4)
+    writer.close()
+    lines = writer.path.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1][:-5] + b":" + lines[1][-4:]  # a digit turned into ':'
+    lines[3] = lines[3][:-4] + (b"0" if lines[3][-4:-3] != b"0" else b"1") + lines[3][-3:]
+    writer.path.write_bytes(b"".join(lines))
+    con = connect(store)
+    assert con.execute("SELECT seq FROM steps ORDER BY seq").fetchall() == [(2,), (4,)]
+    problems = con.execute("SELECT line, problem FROM journal_problems ORDER BY line").fetchall()
+    assert problems == [(2, "checksum or JSON mismatch"), (4, "checksum or JSON mismatch")]
+
+
 def test_first_format_lines_still_read(store: Path) -> None:
     """Journals written before the checksum moved into the JSON (``<crc> <json>``)."""
     folder = store / "journal" / "OLD"

@@ -1,6 +1,7 @@
 """Read journal files into Arrow tables in bulk: what the catalog and compaction use.
 
-Lines are checked one by one (a CRC32 each) but parsed all at once by Arrow's
+Every line's shape is checked with numpy for the whole file at once and its CRC32
+with one call per line; lines are parsed all at once by Arrow's
 JSON reader, straight from the file's bytes: a line is plain JSON, so the intact
 part of a file needs no copying. Old-format lines and anything the bulk parser
 refuses fall back to the record-at-a-time decoder, so a bad record costs only itself.
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
@@ -149,48 +151,113 @@ def _scan(
 ) -> tuple[list[tuple[int, int]], set[bytes], list[dict[str, Any]]]:
     """Check every line; returns byte spans of intact current-format lines to bulk-parse,
     the record kinds they hold (``b""`` when a line does not say), and the decoded
-    records of lines that need the slow path (older format)."""
+    records of lines that need the slow path (older format).
+
+    The shape of every line (braces, trailer, hex digits, kind) is checked with numpy
+    for all lines at once; only the CRC32 itself is a call per line."""
+    size = len(data)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == 0x0A)
+    count = len(ends)
+    complete = int(ends[-1]) + 1 if count else 0
+    chunk.lines += count
+    chunk.end = chunk.start + complete
+    starts = np.empty_like(ends)
+    if count:
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+    shaped = _well_shaped(raw, starts, ends)
+    candidates = np.flatnonzero(shaped)
+    bodies_from = starts[candidates].tolist()
+    bodies_to = (ends[candidates] - _TRAILER_LEN).tolist()
     view = memoryview(data)
     crc = zlib.crc32
-    find = data.find
+    actual = np.fromiter(
+        (crc(view[a:b]) for a, b in zip(bodies_from, bodies_to, strict=True)),
+        dtype=np.uint32,
+        count=len(candidates),
+    )
+    intact = np.zeros(count, dtype=bool)
+    intact[candidates] = actual == _written_crcs(raw, ends[candidates])
+    kinds = _kinds(data, raw, starts[intact], ends[intact])
     spans: list[tuple[int, int]] = []
-    kinds: set[bytes] = set()
-    span_start = 0
     slow: list[dict[str, Any]] = []
-    pos, size = 0, len(data)
-    while pos < size:
-        end = find(b"\n", pos)
-        if end < 0:
-            chunk.torn = (str(chunk.path), lineno, "torn last record (writer stopped mid-write)")
-            chunk.problems.append(chunk.torn)
-            break
-        intact = (
-            end - pos > _TRAILER_LEN
-            and data[pos] == 0x7B  # "{"
-            and data[end - 2 : end] == b'"}'
-            and data[end - _TRAILER_LEN : end - 10] == _TRAILER_HEAD
-            and crc(view[pos : end - _TRAILER_LEN]) == int(data[end - 10 : end - 2], 16)
+    span_start = 0
+    for index in np.flatnonzero(~intact).tolist():
+        pos, end = int(starts[index]), int(ends[index])
+        if pos > span_start:
+            spans.append((span_start, pos))
+        span_start = end + 1
+        record = decode_line(view[pos:end])
+        if record is None:
+            chunk.problems.append((str(chunk.path), lineno + index, "checksum or JSON mismatch"))
+        elif record.get("_t") != "header":
+            slow.append(record)
+    if complete > span_start:
+        spans.append((span_start, complete))
+    if complete < size:
+        chunk.torn = (
+            str(chunk.path),
+            lineno + count,
+            "torn last record (writer stopped mid-write)",
         )
-        if not intact:
-            if pos > span_start:
-                spans.append((span_start, pos))
-            span_start = end + 1
-            record = decode_line(view[pos:end])
-            if record is None:
-                chunk.problems.append((str(chunk.path), lineno, "checksum or JSON mismatch"))
-            elif record.get("_t") != "header":
-                slow.append(record)
-        else:
-            # frame() writes the kind last: `…,"_t":"steps","_c":"…"}`
-            kind_at = data.rfind(b'"_t":"', max(pos, end - _TRAILER_LEN - _KIND_TAIL), end)
-            kinds.add(data[kind_at + 6 : end - _TRAILER_LEN - 1] if kind_at >= 0 else b"")
-        pos = end + 1
-        lineno += 1
-        chunk.lines += 1
-    if pos > span_start and span_start < size:
-        spans.append((span_start, min(pos, size)))
-    chunk.end = chunk.start + min(pos, size)
+        chunk.problems.append(chunk.torn)
     return spans, kinds, slow
+
+
+def _well_shaped(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Lines that look like ``{…,"_c":"<8 hex digits>"}`` (their CRC still to check)."""
+    shaped: np.ndarray = ends - starts > _TRAILER_LEN
+    # Positions of too-short lines are pointed at a safe place; they are already False.
+    first = np.where(shaped, starts, 0)
+    last = np.where(shaped, ends, _TRAILER_LEN + 1)
+    shaped &= raw[first] == 0x7B  # "{"
+    shaped &= raw[last - 2] == 0x22  # '"'
+    shaped &= raw[last - 1] == 0x7D  # "}"
+    for offset, byte in enumerate(_TRAILER_HEAD):
+        shaped &= raw[last - _TRAILER_LEN + offset] == byte
+    digits = _HEX[raw[(last - 10)[:, None] + _EIGHT]]
+    shaped &= (digits < 16).all(axis=1)
+    return shaped
+
+
+def _written_crcs(raw: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The checksums the lines ending at ``ends`` carry (their digits already checked)."""
+    digits = _HEX[raw[(ends - 10)[:, None] + _EIGHT]].astype(np.uint32)
+    crcs: np.ndarray = (digits << _NIBBLE_SHIFTS).sum(axis=1, dtype=np.uint32)
+    return crcs
+
+
+def _kinds(data: bytes, raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> set[bytes]:
+    """The record kinds of intact lines: frame() writes the kind last,
+    ``…,"_t":"steps","_c":"…"}``, so the few distinct line tails name them all."""
+    tail_end = ends - _TRAILER_LEN
+    roomy = tail_end - _KIND_TAIL >= starts
+    window = raw[(tail_end[roomy] - _KIND_TAIL)[:, None] + _KIND_WINDOW]
+    # Where the last `"_t":"` starts in each window (-1: nowhere), as rfind would say.
+    at = np.full(len(window), -1)
+    for offset in range(_KIND_TAIL - len(_KIND_KEY) + 1):
+        at[(window[:, offset : offset + len(_KIND_KEY)] == _KIND_KEY).all(axis=1)] = offset
+    # Blank everything but the kind and its closing quote: the rows of a kind are equal.
+    window = np.where((at + len(_KIND_KEY))[:, None] <= _KIND_WINDOW, window, 0)
+    window[at < 0] = 0
+    rows = np.unique(window.view(f"S{_KIND_TAIL}").ravel()).tolist() if len(window) else []
+    kinds = {row.lstrip(b"\0")[:-1] for row in rows}
+    # A line too short for a whole window: look at it alone (rare, tiny records).
+    for a, b in zip(starts[~roomy].tolist(), tail_end[~roomy].tolist(), strict=True):
+        tail = data[a:b]
+        found = tail.rfind(b'"_t":"')
+        kinds.add(tail[found + 6 : -1] if found >= 0 else b"")
+    return kinds
+
+
+_KIND_KEY = np.frombuffer(b'"_t":"', dtype=np.uint8)
+_KIND_WINDOW = np.arange(_KIND_TAIL)
+_HEX = np.full(256, 255, dtype=np.uint8)
+_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
+_HEX[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint8)
+_EIGHT = np.arange(8)
+_NIBBLE_SHIFTS = np.arange(28, -1, -4, dtype=np.uint32)
 
 
 def _parse(
