@@ -47,8 +47,7 @@ class ObjectStore:
                 os.utime(target)
             return relative
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+            fd, temp = self._temp_file(target.parent)
         except OSError as exc:
             self._refused(relative, exc)
             return None
@@ -64,6 +63,15 @@ class ObjectStore:
             Path(temp).unlink(missing_ok=True)
             raise
         return relative
+
+    def _temp_file(self, folder: Path) -> tuple[int, str]:
+        """A temp file in ``folder``, creating the folder only when it is missing (a
+        ``mkdir`` per write cost about 1 ms on some file systems)."""
+        try:
+            return tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
+        except FileNotFoundError:
+            folder.mkdir(parents=True, exist_ok=True)
+            return tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
 
     def _refused(self, relative: str, exc: OSError) -> None:
         self.write_failures.append(
