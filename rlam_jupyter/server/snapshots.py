@@ -4,7 +4,8 @@ The sidebar sends the notebook's path relative to the server root; its store is 
 ``.rlam`` folder beside the notebook (or ``RLAM_HOME`` when the server has it set, since
 kernels inherit it). Paths never leave the root. Snapshots are cached per store and
 rebuilt only when a journal or Parquet file changed, so polling an idle store is a
-``stat`` per file and paging a big run does not re-read its journal.
+``stat`` per file and paging a big run does not re-read its journal. A rebuild reads
+only the journal bytes appended since the last one (:class:`SnapshotReader`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pyarrow as pa
 
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.server import queries
-from rlam_jupyter.store.catalog import connect
+from rlam_jupyter.store.catalog import SnapshotReader, connect_snapshot
 from rlam_jupyter.store.layout import DEFAULT_DIRNAME, StoreLayout, resolve_store
 
 
@@ -96,6 +97,8 @@ class Snapshot:
     layout: StoreLayout
     stamp: str
     con: duckdb.DuckDBPyConnection
+    reader: SnapshotReader
+    """Reads the next snapshot of the store from where this one left off."""
     _materialised: set[str] = field(default_factory=set)
     _positions: pa.Table | None = None
     _indexes: OrderedDict[str, pa.Table] = field(default_factory=OrderedDict)
@@ -128,9 +131,13 @@ class Snapshot:
         return index
 
 
-def open_snapshot(layout: StoreLayout, stamp: str) -> Snapshot:
-    """``connect()`` with the ``steps`` view materialised (every request reads it)."""
-    snapshot = Snapshot(layout, stamp, connect(layout))
+def open_snapshot(
+    layout: StoreLayout, stamp: str, reader: SnapshotReader | None = None
+) -> Snapshot:
+    """``connect()`` with the ``steps`` view materialised (every request reads it);
+    ``reader`` (the previous snapshot's) reads only what changed since."""
+    reader = reader or SnapshotReader(layout)
+    snapshot = Snapshot(layout, stamp, connect_snapshot(reader.read()), reader)
     snapshot.materialise("steps")
     return snapshot
 
@@ -152,7 +159,8 @@ class SnapshotCache:
             current = self._snapshots.get(layout.root)
             if current is not None and current.stamp == stamp:
                 return current
-        fresh = open_snapshot(layout, stamp)
+        reader = current.reader if current is not None and current.layout == layout else None
+        fresh = open_snapshot(layout, stamp, reader)
         with self._lock:
             old = self._snapshots.pop(layout.root, None)
             self._snapshots[layout.root] = fresh

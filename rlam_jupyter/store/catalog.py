@@ -9,15 +9,17 @@ journal records those parts do not cover.
 from __future__ import annotations
 
 import os
+import stat
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from rlam_jupyter.store.journal_reader import JournalChunk, header_id_of, parse_journal, read_head
+from rlam_jupyter.store.journal_reader import JournalChunk, header_id_of, parse_journal
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
-from rlam_jupyter.store.manifest import Manifest, load_manifests
+from rlam_jupyter.store.manifest import Coverage, Manifest, load_manifests
 from rlam_jupyter.store.schema import LATEST_BY, SCHEMA_VERSION, TABLES
 from rlam_jupyter.store.versioning import check_readable
 
@@ -41,49 +43,182 @@ class Snapshot:
 
 
 def take_snapshot(layout: StoreLayout) -> Snapshot:
-    """Read the store without locks.
-
-    Journals are read *before* the manifests: compaction publishes a manifest before
-    it deletes the journals it covers, so a journal gone by the time it is listed is
-    covered by a manifest read afterwards, and bytes a manifest covers are skipped."""
-    raw = [(path, read_head(path)) for path in layout.journal_files()]
-    manifests = load_manifests(layout)
-    chunks: list[JournalChunk] = []
-    versions: set[int] = set()
-    for path, head_data in raw:
-        if head_data is None:
-            continue
-        head, data = head_data
-        chunk = _uncovered(path, head, data, manifests.get(path.parent.name))
-        if chunk.schema_version is not None:
-            versions.add(chunk.schema_version)
-        elif chunk.header_id is not None:
-            versions.add(0)
-        chunks.append(chunk)
-    versions.update(m.schema_version for m in manifests.values())
-    check_readable(versions, layout.root)
-    journal: dict[str, pa.Table] = {}
-    for name, schema in TABLES.items():
-        pieces = [c.tables[name] for c in chunks if name in c.tables]
-        journal[name] = pa.concat_tables(pieces) if pieces else schema.empty_table()
-    parts: dict[str, list[Path]] = {name: [] for name in TABLES}
-    problems: list[tuple[str, int, str]] = []
-    for manifest in manifests.values():
-        for table, relative in manifest.parts.items():
-            if table in parts:
-                parts[table].extend(layout.root / p for p in relative)
-        problems.extend(manifest.problems)
-    for chunk in chunks:
-        problems.extend(chunk.problems)
-    return Snapshot(layout, manifests, journal, parts, problems, len(chunks))
+    """Read the store without locks (see :class:`SnapshotReader`, here used once)."""
+    return SnapshotReader(layout).read()
 
 
-def _uncovered(path: Path, head: bytes, data: bytes, manifest: Manifest | None) -> JournalChunk:
-    coverage = manifest.covered(path.name, header_id_of(head)) if manifest else None
+@dataclass
+class _JournalState:
+    """What has been read of one journal file: where reading resumes and the records so far."""
+
+    signature: tuple[int, int, int]
+    """inode, size and mtime when last read: unchanged means nothing to read."""
+    header_id: str | None
+    schema_version: int | None
+    start: int
+    """First byte read: the end of what a manifest covers (0 if none)."""
+    end: int
+    """Byte just after the last complete line read; the next read starts here."""
+    next_line: int
+    pieces: dict[str, list[pa.Table]] = field(default_factory=dict)
+    problems: list[tuple[str, int, str]] = field(default_factory=list)
+    torn: tuple[str, int, str] | None = None
+
+    def add(self, chunk: JournalChunk) -> None:
+        for name, table in chunk.tables.items():
+            pieces = self.pieces.setdefault(name, [])
+            pieces.append(table)
+            if len(pieces) > _MAX_PIECES:  # many small appends: keep scans cheap
+                self.pieces[name] = [pa.concat_tables(pieces).combine_chunks()]
+        self.schema_version = chunk.schema_version
+        self.problems.extend(p for p in chunk.problems if p is not chunk.torn)
+        self.torn = chunk.torn
+        self.end = chunk.end
+        self.next_line += chunk.lines
+
+    @property
+    def version(self) -> int | None:
+        """The schema version the file says (0: an older file without one)."""
+        if self.schema_version is not None:
+            return self.schema_version
+        return 0 if self.header_id is not None else None
+
+
+_MAX_PIECES = 32
+
+
+def _fresh_state(
+    head: bytes, signature: tuple[int, int, int], coverage: Coverage | None, size: int
+) -> _JournalState:
+    """Nothing read yet of a file whose first line is ``head``; reading starts after ``coverage``."""
+    header_id = header_id_of(head)
     if coverage is None:
-        return parse_journal(path, head, data)
-    start = min(coverage.offset, len(data))
-    return parse_journal(path, head, data[start:], start, coverage.lines + 1)
+        return _JournalState(signature, header_id, None, 0, 0, 1)
+    start = min(coverage.offset, size)
+    return _JournalState(signature, header_id, None, start, start, coverage.lines + 1)
+
+
+class SnapshotReader:
+    """Reads a store again and again, each time only what changed since the last read.
+
+    Keeps, per journal file, the Arrow tables of the records read so far and the byte
+    offset after the last complete line (a torn tail is read again next time, once
+    complete). Manifests are read afresh every time, after the journals: compaction
+    publishes a manifest before it deletes the journals it covers, so a journal gone
+    by then is covered by the manifest, and bytes a manifest covers are skipped (a
+    file whose coverage changed is read again from the new coverage). A long-lived
+    server keeps one per store; :func:`take_snapshot` uses one once.
+    """
+
+    def __init__(self, layout: StoreLayout) -> None:
+        self.layout = layout
+        self._files: dict[Path, _JournalState] = {}
+        self._manifests: dict[str, Manifest] = {}
+        self._lock = threading.Lock()
+
+    def read(self) -> Snapshot:
+        """A consistent snapshot of the store now (one read at a time)."""
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> Snapshot:
+        listed = self.layout.journal_files()
+        for path in set(self._files) - set(listed):
+            del self._files[path]
+        for path in listed:
+            self._read_tail(path)
+        while True:
+            manifests = load_manifests(self.layout)
+            vanished = [p for p in list(self._files) if not self._apply_coverage(p, manifests)]
+            if not vanished:
+                break
+            # Deleted by a compaction since listed: its manifest is published by now.
+            for path in vanished:
+                self._files.pop(path, None)
+        self._manifests = manifests
+        return self._snapshot(manifests)
+
+    @staticmethod
+    def _coverage(
+        path: Path, header_id: str | None, manifests: dict[str, Manifest]
+    ) -> Coverage | None:
+        manifest = manifests.get(path.parent.name)
+        return manifest.covered(path.name, header_id) if manifest else None
+
+    def _read_tail(self, path: Path) -> None:
+        """Read what was appended to ``path`` since last time (all of it if it is new)."""
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            self._files.pop(path, None)
+            return
+        if not stat.S_ISREG(info.st_mode):  # a device or pipe is not a journal
+            self._files.pop(path, None)
+            return
+        signature = (info.st_ino, info.st_size, info.st_mtime_ns)
+        state = self._files.get(path)
+        if state is not None and state.signature == signature:
+            return
+        try:
+            with open(path, "rb") as handle:
+                head = handle.readline()
+                header_id = header_id_of(head)
+                if state is None or state.header_id != header_id or info.st_size < state.end:
+                    coverage = self._coverage(path, header_id, self._manifests)
+                    state = _fresh_state(head, signature, coverage, info.st_size)
+                handle.seek(state.end)
+                data = handle.read()
+        except FileNotFoundError:
+            self._files.pop(path, None)
+            return
+        state.signature = signature
+        state.add(parse_journal(path, head, data, state.end, state.next_line))
+        self._files[path] = state
+
+    def _apply_coverage(self, path: Path, manifests: dict[str, Manifest]) -> bool:
+        """Make the file's records exclude exactly what ``manifests`` cover; False if it is gone."""
+        state = self._files[path]
+        coverage = self._coverage(path, state.header_id, manifests)
+        if (coverage.offset if coverage else 0) == state.start:
+            return True
+        try:
+            with open(path, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                head = handle.readline()
+                fresh = _fresh_state(
+                    head, (info.st_ino, info.st_size, info.st_mtime_ns), coverage, info.st_size
+                )
+                handle.seek(fresh.start)
+                data = handle.read()
+        except FileNotFoundError:
+            return False
+        if fresh.header_id != state.header_id:
+            return False  # replaced since listed: left out now, read afresh next time
+        fresh.add(parse_journal(path, head, data, fresh.start, fresh.next_line))
+        self._files[path] = fresh
+        return True
+
+    def _snapshot(self, manifests: dict[str, Manifest]) -> Snapshot:
+        states = [self._files[p] for p in sorted(self._files)]
+        versions = {s.version for s in states if s.version is not None}
+        versions.update(m.schema_version for m in manifests.values())
+        check_readable(versions, self.layout.root)
+        journal: dict[str, pa.Table] = {}
+        for name, schema in TABLES.items():
+            pieces = [t for s in states for t in s.pieces.get(name, ())]
+            journal[name] = pa.concat_tables(pieces) if pieces else schema.empty_table()
+        parts: dict[str, list[Path]] = {name: [] for name in TABLES}
+        problems: list[tuple[str, int, str]] = []
+        for manifest in manifests.values():
+            for table, relative in manifest.parts.items():
+                if table in parts:
+                    parts[table].extend(self.layout.root / p for p in relative)
+            problems.extend(manifest.problems)
+        for state in states:
+            problems.extend(state.problems)
+            if state.torn is not None:
+                problems.append(state.torn)
+        return Snapshot(self.layout, manifests, journal, parts, problems, len(states))
 
 
 def read_journals(layout: StoreLayout) -> tuple[dict[str, pa.Table], list[tuple[str, int, str]]]:
@@ -109,7 +244,12 @@ def connect(store: str | os.PathLike[str] | StoreLayout | None = None) -> duckdb
     opens only that run's files; open runs come from their journals.
     """
     layout = store if isinstance(store, StoreLayout) else resolve_store(store)
-    snapshot = take_snapshot(layout)
+    return connect_snapshot(take_snapshot(layout))
+
+
+def connect_snapshot(snapshot: Snapshot) -> duckdb.DuckDBPyConnection:
+    """The views of :func:`connect` over ``snapshot`` (e.g. from a :class:`SnapshotReader`);
+    the journal records are registered as they are, without copying."""
     con = duckdb.connect(":memory:")
     con.execute("SET enable_progress_bar = false")
     for name, schema in TABLES.items():
