@@ -247,7 +247,8 @@ def _write_part(
     folder.mkdir(parents=True, exist_ok=True)
     name = f"part-{ULID()}.parquet"
     temp = folder / f".tmp-{name}"
-    rows = rows.sort_by([("event_no", "ascending")])
+    if not _ascending(rows.column("event_no")):
+        rows = rows.sort_by([("event_no", "ascending")])
     rows = rows.replace_schema_metadata(parquet_metadata(table))
     try:
         pq.write_table(rows, temp, compression=COMPRESSION)
@@ -263,6 +264,16 @@ def _write_part(
         temp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _ascending(values: pa.ChunkedArray) -> bool:
+    """True when ``values`` (no nulls) are already in order: one writer's journal is,
+    and sorting would copy every column."""
+    if values.null_count or len(values) < 2:
+        return not values.null_count
+    import pyarrow.compute as pc
+
+    return bool(pc.all(pc.less_equal(values[:-1], values[1:])).as_py())
 
 
 def _remove_orphans(layout: StoreLayout, run_id: str, manifest: Manifest) -> None:

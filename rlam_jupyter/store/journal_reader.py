@@ -307,9 +307,18 @@ def split_by_kind(table: pa.Table) -> dict[str, pa.Table]:
     for name, schema in TABLES.items():
         if name not in present:
             continue
-        rows = table if len(present) == 1 else table.filter(pc.equal(kinds, name))
+        rows = table if len(present) == 1 else _rows_of(table, pc.equal(kinds, name))
         out[name] = conform(rows, schema)
     return out
+
+
+def _rows_of(table: pa.Table, mask: pa.ChunkedArray) -> pa.Table:
+    """The rows where ``mask`` is true: a zero-copy slice when they are one block (a
+    journal's steps usually sit between its first and last run record), else a filter."""
+    where = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    if len(where) and int(where[-1]) - int(where[0]) + 1 == len(where):
+        return table.slice(int(where[0]), len(where))
+    return table.filter(mask)
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
