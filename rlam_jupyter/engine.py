@@ -22,7 +22,7 @@ from rlam_jupyter.actions import ActionSpec, Registry
 from rlam_jupyter.actions import registry as default_registry
 from rlam_jupyter.cache import CacheEntry, StepCache
 from rlam_jupyter.determinism import derive_seed
-from rlam_jupyter.errors import StoreWriteError
+from rlam_jupyter.errors import StoreReadError, StoreWriteError
 from rlam_jupyter.executors import (
     Execution,
     Executor,
@@ -357,6 +357,7 @@ class Engine:
             "proposed_by": proposed_by,
             "action": spec.name,
             "spec": spec,
+            "encoded": {},
         }
         self._record_step(run, step_id, seq, proposal, status="accepted", **common)
         if recovers:
@@ -633,11 +634,14 @@ class Engine:
     ) -> StepResult | None:
         spec: ActionSpec = common["spec"]
         if set(hit.outputs) != set(spec.outputs) or any(
-            path is None or not self.objects.exists(path) for _, _, path in hit.outputs.values()
+            path is None for _, _, path in hit.outputs.values()
         ):
             return None
         t0 = time.perf_counter()
-        values = {name: self.objects.get(hit.outputs[name][2] or "") for name in spec.outputs}
+        try:
+            values = {name: self.objects.get(hit.outputs[name][2] or "") for name in spec.outputs}
+        except StoreReadError:
+            return None  # an object was removed since: run the step instead
         outputs = {name: hit.outputs[name][0] for name in spec.outputs}
         targets = proposal.targets or spec.outputs
         for target, name in zip(targets, spec.outputs, strict=False):
@@ -763,9 +767,23 @@ class Engine:
         cell: CellInfo | None = None,
         artifacts: Mapping[str, ArtifactRef] | None = None,
         placement: Placement | None = None,
+        encoded: dict[str, str] | None = None,
     ) -> None:
+        """Append one status record of a step. ``encoded`` carries the JSON of the fields
+        every record of the step shares, so a step's later records reuse it."""
         env_id = placement.env_id if placement is not None and placement.env_id else run.env_id
         params_json = params if params is not None else _jsonable(proposal.params)
+        if encoded is None or not encoded:
+            fields = {
+                "params": json.dumps(params_json),
+                "inputs": json.dumps(input_ids if input_ids is not None else dict(proposal.inputs)),
+                "input_names": json.dumps(dict(proposal.inputs)),
+                "targets": json.dumps(list(proposal.targets)),
+                "source_text": proposal.source_text or proposal.as_source(),
+            }
+            if encoded is not None:
+                encoded.update(fields)
+            encoded = fields
         record = {
             "run_id": run.run_id,
             "step_id": step_id,
@@ -773,11 +791,11 @@ class Engine:
             "action": action,
             "action_version": spec.identity if spec else None,
             "determinism": spec.determinism if spec else None,
-            "params": json.dumps(params_json),
-            "inputs": json.dumps(input_ids if input_ids is not None else dict(proposal.inputs)),
-            "input_names": json.dumps(dict(proposal.inputs)),
+            "params": encoded["params"],
+            "inputs": encoded["inputs"],
+            "input_names": encoded["input_names"],
             "outputs": json.dumps(dict(outputs) if outputs else {}),
-            "targets": json.dumps(list(proposal.targets)),
+            "targets": encoded["targets"],
             "status": status,
             "error_type": error.type if error else None,
             "error_message": error.message if error else None,
@@ -795,7 +813,7 @@ class Engine:
             "cell_execution_count": cell.execution_count if cell else None,
             "cell_source_hash": cell.source_hash if cell else None,
             "source_line": proposal.line,
-            "source_text": proposal.source_text or proposal.as_source(),
+            "source_text": encoded["source_text"],
             "host": placement.host if placement is not None else HOST,
             "executor": placement.executor if placement is not None else None,
             "recorded_at": now_us(),
@@ -821,7 +839,7 @@ class Engine:
                     cached_from=cached_from,
                     recovers=recovers,
                     env_id=env_id,
-                    source_text=proposal.source_text or proposal.as_source(),
+                    source_text=encoded["source_text"],
                 ),
                 artifacts or {},
             )
