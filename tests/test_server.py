@@ -339,3 +339,32 @@ def test_snapshots_are_reused_until_the_store_changes(tmp_path: Path) -> None:
     session.close()
     cache.clear()
     assert os.path.isdir(store)
+
+
+def test_appended_steps_update_the_snapshot_in_place_and_match_connect(tmp_path: Path) -> None:
+    store = tmp_path / ".rlam"
+    session = Session.create(store=str(store))
+    run = session.start("live", 0)
+    session.execute(run, parse_cell('data = load_dataset(name="iris")', session.engine.registry))
+    cache = SnapshotCache()
+    layout = StoreLayout(store)
+    views = ["steps", "step_events", "artifacts", "edges", "runs", "journal_problems"]
+
+    def same_as_connect(con: Any) -> None:
+        fresh = rlam_jupyter.connect(store)
+        for view in views:
+            query = f"SELECT * FROM {view} ORDER BY ALL"
+            assert con.execute(query).fetchall() == fresh.execute(query).fetchall(), view
+
+    first = cache.get(layout)
+    first.materialise("artifacts", "edges")
+    session.execute(run, parse_cell("summary = describe(data=data)", session.engine.registry))
+    second = cache.get(layout)
+    assert second.con is first.con  # brought up to date, not rebuilt
+    assert second.con.execute("SELECT count(*) FROM steps").fetchone()[0] == 2
+    same_as_connect(second.materialise("artifacts", "edges"))
+    session.close()  # ends the run: compaction moves it to Parquet, a new connection
+    third = cache.get(layout)
+    assert third.con is not second.con
+    same_as_connect(third.con)
+    cache.clear()

@@ -22,8 +22,10 @@ import pyarrow as pa
 
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.server import queries
-from rlam_jupyter.store.catalog import SnapshotReader, connect_snapshot
+from rlam_jupyter.store import catalog
+from rlam_jupyter.store.catalog import SnapshotReader, connect_snapshot, register_journal
 from rlam_jupyter.store.layout import DEFAULT_DIRNAME, StoreLayout, resolve_store
+from rlam_jupyter.store.schema import LATEST_BY
 
 
 class PathError(RlamError):
@@ -100,6 +102,8 @@ class Snapshot:
     reader: SnapshotReader
     """Reads the next snapshot of the store from where this one left off."""
     _materialised: set[str] = field(default_factory=set)
+    _views: dict[str, str] = field(default_factory=dict)
+    """How ``connect()`` defined each materialised view (to turn it back into one)."""
     _positions: pa.Table | None = None
     _indexes: OrderedDict[str, pa.Table] = field(default_factory=OrderedDict)
 
@@ -108,6 +112,7 @@ class Snapshot:
         for view in views:
             if view not in self._materialised:
                 order = _MATERIALISED[view]
+                self._views[view] = _view_sql(self.con, view)
                 self.con.execute(
                     f"CREATE TABLE _{view}_snapshot AS SELECT * FROM {view} ORDER BY {order}"
                 )
@@ -131,15 +136,79 @@ class Snapshot:
         return index
 
 
+def _view_sql(con: duckdb.DuckDBPyConnection, view: str) -> str:
+    found = con.execute(
+        "SELECT sql FROM duckdb_views() WHERE view_name = ? AND NOT internal", [view]
+    ).fetchone()
+    if found is None:
+        raise LookupError(f"no view {view!r} to materialise")
+    return str(found[0]).replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1)
+
+
+def appended_snapshot(previous: Snapshot, stamp: str, store: catalog.Snapshot) -> Snapshot:
+    """``previous`` moved on to ``store``, which only appended ``store.appended`` to the
+    journals: same connection with the journal tables swapped, the new step records
+    merged into the ``steps`` table (the newest record per step wins, as in the view),
+    other materialised views turned back into views (rebuilt when next asked for).
+    Costs the new records, not the store."""
+    con, key = previous.con, LATEST_BY["steps"]
+    register_journal(con, store)
+    for view in previous._materialised - {"steps"}:
+        con.execute(previous._views[view])
+        con.execute(f"DROP TABLE _{view}_snapshot")
+    new_steps = (store.appended or {}).get("steps")
+    if new_steps is not None and new_steps.num_rows:
+        con.register("_appended_steps", new_steps)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _appended_newest AS SELECT run_id, "
+            f"{key}, max(event_no) AS newest FROM _appended_steps GROUP BY ALL"
+        )
+        con.execute(
+            "DELETE FROM _steps_snapshot s USING _appended_newest n WHERE s.run_id = n.run_id "
+            f"AND s.{key} = n.{key} AND s.event_no < n.newest"
+        )
+        con.execute(
+            "INSERT INTO _steps_snapshot BY NAME SELECT a.* FROM _appended_steps a "
+            "SEMI JOIN _appended_newest n ON a.run_id = n.run_id "
+            f"AND a.{key} = n.{key} AND a.event_no = n.newest "
+            "WHERE NOT EXISTS (SELECT 1 FROM _steps_snapshot s WHERE s.run_id = a.run_id "
+            f"AND s.{key} = a.{key} AND s.event_no > a.event_no)"
+        )
+        con.execute("DROP TABLE _appended_newest")
+        con.unregister("_appended_steps")
+    views = {"steps": previous._views["steps"]}
+    return Snapshot(previous.layout, stamp, con, previous.reader, {"steps"}, views)
+
+
 def open_snapshot(
     layout: StoreLayout, stamp: str, reader: SnapshotReader | None = None
 ) -> Snapshot:
     """``connect()`` with the ``steps`` view materialised (every request reads it);
     ``reader`` (the previous snapshot's) reads only what changed since."""
     reader = reader or SnapshotReader(layout)
-    snapshot = Snapshot(layout, stamp, connect_snapshot(reader.read()), reader)
+    return _materialised_snapshot(layout, stamp, reader, reader.read())
+
+
+def _materialised_snapshot(
+    layout: StoreLayout, stamp: str, reader: SnapshotReader, store: catalog.Snapshot
+) -> Snapshot:
+    snapshot = Snapshot(layout, stamp, connect_snapshot(store), reader)
     snapshot.materialise("steps")
     return snapshot
+
+
+def next_snapshot(layout: StoreLayout, stamp: str, previous: Snapshot | None) -> Snapshot:
+    """The snapshot after ``previous`` (None: the first): only what changed is read, and
+    when that is appended journal records, ``previous``'s connection is brought up to date."""
+    if previous is None or previous.layout != layout:
+        return open_snapshot(layout, stamp)
+    store = previous.reader.read()
+    if store.appended is not None and "steps" in previous._materialised:
+        try:
+            return appended_snapshot(previous, stamp, store)
+        except duckdb.Error:
+            pass  # the connection is in doubt: build a new one from the same records
+    return _materialised_snapshot(layout, stamp, previous.reader, store)
 
 
 class SnapshotCache:
@@ -159,15 +228,14 @@ class SnapshotCache:
             current = self._snapshots.get(layout.root)
             if current is not None and current.stamp == stamp:
                 return current
-        reader = current.reader if current is not None and current.layout == layout else None
-        fresh = open_snapshot(layout, stamp, reader)
+        fresh = next_snapshot(layout, stamp, current)
         with self._lock:
             old = self._snapshots.pop(layout.root, None)
             self._snapshots[layout.root] = fresh
             while len(self._snapshots) > self._max:
                 _, evicted = next(iter(self._snapshots.items()))
                 self._snapshots.pop(evicted.layout.root).con.close()
-        if old is not None and old is not fresh:
+        if old is not None and old.con is not fresh.con:
             old.con.close()
         return fresh
 

@@ -35,6 +35,9 @@ class Snapshot:
     parts: dict[str, list[Path]]
     problems: list[tuple[str, int, str]] = field(default_factory=list)
     journal_files: int = 0
+    appended: dict[str, pa.Table] | None = None
+    """When the only change since the reader's previous snapshot is records appended to
+    journals: those records, by table (else None: anything may have changed)."""
 
     @property
     def mixed_versions(self) -> bool:
@@ -115,6 +118,9 @@ class SnapshotReader:
         self._files: dict[Path, _JournalState] = {}
         self._manifests: dict[str, Manifest] = {}
         self._lock = threading.Lock()
+        self._read_before = False
+        self._appended: dict[str, list[pa.Table]] | None = None
+        """Records read by the current read, while it only found appends."""
 
     def read(self) -> Snapshot:
         """A consistent snapshot of the store now (one read at a time)."""
@@ -122,9 +128,10 @@ class SnapshotReader:
             return self._read()
 
     def _read(self) -> Snapshot:
+        self._appended = {} if self._read_before else None
         listed = self.layout.journal_files()
         for path in set(self._files) - set(listed):
-            del self._files[path]
+            self._drop(path)
         for path in listed:
             self._read_tail(path)
         while True:
@@ -134,9 +141,22 @@ class SnapshotReader:
                 break
             # Deleted by a compaction since listed: its manifest is published by now.
             for path in vanished:
-                self._files.pop(path, None)
+                self._drop(path)
+        if manifests != self._manifests:
+            self._appended = None
         self._manifests = manifests
+        self._read_before = True
         return self._snapshot(manifests)
+
+    def _drop(self, path: Path) -> None:
+        if self._files.pop(path, None) is not None:
+            self._appended = None
+
+    def _add(self, state: _JournalState, chunk: JournalChunk) -> None:
+        state.add(chunk)
+        if self._appended is not None:
+            for name, table in chunk.tables.items():
+                self._appended.setdefault(name, []).append(table)
 
     @staticmethod
     def _coverage(
@@ -150,10 +170,10 @@ class SnapshotReader:
         try:
             info = os.stat(path)
         except FileNotFoundError:
-            self._files.pop(path, None)
+            self._drop(path)
             return
         if not stat.S_ISREG(info.st_mode):  # a device or pipe is not a journal
-            self._files.pop(path, None)
+            self._drop(path)
             return
         signature = (info.st_ino, info.st_size, info.st_mtime_ns)
         state = self._files.get(path)
@@ -164,15 +184,17 @@ class SnapshotReader:
                 head = handle.readline()
                 header_id = header_id_of(head)
                 if state is None or state.header_id != header_id or info.st_size < state.end:
+                    if state is not None:  # replaced or cut: its records so far are void
+                        self._appended = None
                     coverage = self._coverage(path, header_id, self._manifests)
                     state = _fresh_state(head, signature, coverage, info.st_size)
                 handle.seek(state.end)
                 data = handle.read()
         except FileNotFoundError:
-            self._files.pop(path, None)
+            self._drop(path)
             return
         state.signature = signature
-        state.add(parse_journal(path, head, data, state.end, state.next_line))
+        self._add(state, parse_journal(path, head, data, state.end, state.next_line))
         self._files[path] = state
 
     def _apply_coverage(self, path: Path, manifests: dict[str, Manifest]) -> bool:
@@ -181,6 +203,7 @@ class SnapshotReader:
         coverage = self._coverage(path, state.header_id, manifests)
         if (coverage.offset if coverage else 0) == state.start:
             return True
+        self._appended = None  # records move between journal and Parquet
         try:
             with open(path, "rb") as handle:
                 info = os.fstat(handle.fileno())
@@ -218,7 +241,14 @@ class SnapshotReader:
             problems.extend(state.problems)
             if state.torn is not None:
                 problems.append(state.torn)
-        return Snapshot(self.layout, manifests, journal, parts, problems, len(states))
+        appended = None
+        if self._appended is not None:
+            appended = {
+                name: pa.concat_tables(self._appended[name])
+                for name in TABLES
+                if name in self._appended
+            }
+        return Snapshot(self.layout, manifests, journal, parts, problems, len(states), appended)
 
 
 def read_journals(layout: StoreLayout) -> tuple[dict[str, pa.Table], list[tuple[str, int, str]]]:
@@ -252,8 +282,8 @@ def connect_snapshot(snapshot: Snapshot) -> duckdb.DuckDBPyConnection:
     the journal records are registered as they are, without copying."""
     con = duckdb.connect(":memory:")
     con.execute("SET enable_progress_bar = false")
+    register_journal(con, snapshot)
     for name, schema in TABLES.items():
-        con.register(f"_journal_{name}", snapshot.journal[name])
         columns = ", ".join(f'"{f.name}"' for f in schema)
         source = f"SELECT * FROM _journal_{name}"
         if snapshot.parts[name]:
@@ -288,6 +318,16 @@ def connect_snapshot(snapshot: Snapshot) -> duckdb.DuckDBPyConnection:
         else:
             con.execute(f"CREATE VIEW {name} AS SELECT DISTINCT ON (*) * FROM {events}")
     con.execute(_RUN_STEPS_MACRO)
+    return con
+
+
+def register_journal(con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
+    """Point ``con``'s views at ``snapshot``'s journal records and problem report.
+
+    The views read them by name, so a connection made by :func:`connect_snapshot` moves
+    on to a later snapshot of the same store (same manifests) by calling this again."""
+    for name in TABLES:
+        con.register(f"_journal_{name}", snapshot.journal[name])
     problems = pa.table(
         {
             "file": pa.array([p[0] for p in snapshot.problems], type=pa.string()),
@@ -296,7 +336,6 @@ def connect_snapshot(snapshot: Snapshot) -> duckdb.DuckDBPyConnection:
         }
     )
     con.register("journal_problems", problems)
-    return con
 
 
 _RUN_STEPS_MACRO = """
