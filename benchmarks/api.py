@@ -287,8 +287,9 @@ def main() -> None:
             "snapshot = first request after a change with no earlier snapshot (server start): "
             "reads every journal byte.",
             f"first page after {APPENDED} new steps appended = the next request while a kernel "
-            "writes: only the appended journal bytes are parsed, then the DuckDB views and the "
-            "steps table are rebuilt over the kept Arrow tables.",
+            "writes: only the appended journal bytes are parsed and their step records merged "
+            "into the previous snapshot's steps table (before the incremental reader: "
+            "a full rebuild, 3,478 ms journal / 411 ms Parquet on this machine).",
         ]
         write("api", rows, extra)
         print(
