@@ -65,41 +65,46 @@ class StepResult:
 
 
 def steps_table_html(results: Sequence[StepResult], caption: str = "") -> str:
-    """A compact HTML table of steps (the ``%%rlam`` cell output)."""
+    """A compact HTML table of steps (the ``%%rlam`` cell output).
+
+    Alignment and colours are inline styles: front ends sanitise or override ``<style>``
+    differently (JupyterLab right-aligns table cells), inline styles survive them all.
+    """
+    left = "text-align:left;vertical-align:top;padding:2px 8px"
+    cell = f"<td style='{left};white-space:nowrap'>"
     rows = []
     for r in results:
-        css = f"rlam-status-{r.status}"
         duration = "" if r.duration_ms is None else f"{r.duration_ms:.1f} ms"
         detail = r.short_hash
         if r.error is not None:
             detail = f"{r.error.type}: {r.error.message}"
         elif r.cached_from:
             detail = f"{r.short_hash} (from {r.cached_from})"
+        colour = _STATUS_COLOURS.get(r.status, "")
         rows.append(
-            f"<tr class='{css}'><td>{r.seq}</td><td>{STATUS_ICONS.get(r.status, '?')} {r.status}</td>"
-            f"<td><code>{html.escape(r.action)}</code></td><td>{duration}</td>"
-            f"<td>{'' if r.seed is None else r.seed}</td>"
-            f"<td>{html.escape(detail)}</td></tr>"
+            f"<tr class='rlam-status-{r.status}' style='{colour}'>"
+            f"{cell}{r.seq}</td>{cell}{STATUS_ICONS.get(r.status, '?')} {r.status}</td>"
+            f"{cell}<code>{html.escape(r.action)}</code></td>{cell}{duration}</td>"
+            f"{cell}{'' if r.seed is None else r.seed}</td>"
+            f"<td style='{left};font-family:var(--jp-code-font-family,monospace)'>"
+            f"{html.escape(detail)}</td></tr>"
         )
     cap = f"<caption style='text-align:left'>{html.escape(caption)}</caption>" if caption else ""
+    head = "".join(
+        f"<th style='{left}'>{name}</th>"
+        for name in ("#", "status", "action", "time", "seed", "outputs / error")
+    )
     return (
-        "<table class='rlam-steps'>"
-        f"{cap}<thead><tr><th>#</th><th>status</th><th>action</th><th>time</th><th>seed</th>"
-        f"<th>outputs / error</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        + _STATUS_STYLE
+        f"<table class='rlam-steps'>{cap}<thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
 
-_STATUS_STYLE = (
-    # Scoped twice over (".rlam-steps" inside any rendered-HTML container) so JupyterLab's
-    # right-aligned table defaults do not win; nowrap keeps status and timing on one line.
-    "<style>table.rlam-steps td,table.rlam-steps th{padding:2px 8px;text-align:left;"
-    "vertical-align:top}table.rlam-steps td:nth-child(-n+5){white-space:nowrap}"
-    "table.rlam-steps td:last-child{font-family:var(--jp-code-font-family,monospace)}"
-    "table.rlam-steps tr.rlam-status-failed td,table.rlam-steps tr.rlam-status-rejected td"
-    "{color:var(--jp-error-color1,#d32f2f)}"
-    "table.rlam-steps tr.rlam-status-cached td{color:var(--jp-brand-color1,#1976d2)}</style>"
-)
+_STATUS_COLOURS = {
+    "failed": "color:var(--jp-error-color1,#d32f2f)",
+    "rejected": "color:var(--jp-error-color1,#d32f2f)",
+    "cached": "color:var(--jp-brand-color1,#1976d2)",
+}
 
 
 def steps_table_text(results: Sequence[StepResult], caption: str = "") -> str:
