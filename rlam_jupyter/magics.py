@@ -119,7 +119,7 @@ class RlamMagics(Magics):
         """Run schema-checked, recorded steps (cell) or manage runs (line).
 
         Cell: each statement `name = action(param=literal, input=name)` is one step.
-        Line: `%rlam status`, `%rlam new NAME --seed N`, `%rlam end`, `%rlam actions`.
+        Line: `%rlam status`, `%rlam new NAME --seed N`, `%rlam end [RUN ...]`, `%rlam actions`.
         """
         if self.shell is None:
             raise UsageError("rlam magics need an IPython shell")
@@ -235,8 +235,14 @@ class RlamMagics(Magics):
             print(f"started run {run.name} ({run.run_id}), seed {run.seed}")
             return None
         if command == "end":
-            ended = session.end()
-            print("no open run" if ended is None else f"run {ended.name} ended: {ended.status}")
+            names = rest or [None]
+            for name in names:
+                target = session.runs.get(name) if name is not None else None
+                if name is not None and target is None:
+                    open_runs = ", ".join(sorted(session.runs)) or "none"
+                    raise UsageError(f"no run {name!r} in this kernel (runs here: {open_runs})")
+                ended = session.end(target)
+                print("no open run" if ended is None else f"run {ended.name} ended: {ended.status}")
             return None
         if command in ("actions", "registry"):
             return session.engine.registry

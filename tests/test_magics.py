@@ -114,6 +114,8 @@ def test_status_new_end_and_help(
     assert rlam_jupyter.connect().execute("SELECT status, seed FROM runs").fetchall() == [
         ("succeeded", 3)
     ]
+    with pytest.raises(UsageError, match="no run 'nope' in this kernel"):
+        shell.run_line_magic("rlam", "end nope")
     with pytest.raises(UsageError, match="unknown %rlam command"):
         shell.run_line_magic("rlam", "frobnicate")
     doc = shell.find_cell_magic("rlam").__doc__ or ""

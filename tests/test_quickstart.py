@@ -35,7 +35,27 @@ def test_quickstart_executes_and_leaves_a_queryable_trace(tmp_path: Path) -> Non
     ).fetchall()
     assert orphans == []
     # a refused proposal is not a failure: nothing ran, so the run still succeeded
-    assert con.execute("SELECT status FROM runs").fetchall() == [("succeeded",)]
+    runs = con.execute(
+        "SELECT name, status, parent_run_id IS NOT NULL, fork_seq FROM runs ORDER BY name"
+    )
+    assert runs.fetchall() == [
+        ("breast-cancer", "succeeded", False, None),
+        ("breast-cancer-C0.1", "succeeded", True, 4),
+    ]
+    # the fork recorded only its own steps (4 and 5); 1-3 are shared by reference
+    fork_steps = con.execute(
+        "SELECT seq, params FROM steps JOIN runs USING (run_id) WHERE name = 'breast-cancer-C0.1' ORDER BY seq"
+    ).fetchall()
+    assert [seq for seq, _ in fork_steps] == [4, 5]
+    assert '"C": 0.1' in fork_steps[0][1]
+    text = "\n".join(
+        str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", ""))
+        for c in nbformat.read(executed, as_version=4).cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
+    assert "param C: 1.0 → 0.1" in text  # the diff
+    assert "Reproducibility Success    1.000" in text  # the audit re-executed every step
     cells = nbformat.read(executed, as_version=4).cells
     rlam_outputs = [
         o
