@@ -101,8 +101,9 @@ class RlamMagics(Magics):
     @argument(
         "--recover",
         default=None,
-        metavar="STEP_ID",
-        help="this cell recovers the given failed step (recorded as a `recovers` edge)",
+        metavar="STEP",
+        help="this cell answers the given failed or refused step of the run (its number, "
+        "e.g. 6, or its step id); recorded as a `recovers` edge",
     )
     @argument(
         "-v", "--verbose", action="store_true", help="show an action's full traceback on failure"
