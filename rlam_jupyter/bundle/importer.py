@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from rlam_jupyter.bundle import format as fmt
 from rlam_jupyter.bundle.archive import DEFAULT_LIMITS, Limits
 from rlam_jupyter.bundle.checks import Inspection, inspect_bundle
 from rlam_jupyter.bundle.problems import BundleError, Problem
+from rlam_jupyter.store.atomic import write_atomically
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.journal import JournalWriter
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
@@ -108,7 +108,7 @@ def _write(inspection: Inspection, layout: StoreLayout) -> ImportResult:
         if target.exists():
             continue
         data = archive.read(name)
-        _atomic_write(target, data)
+        write_atomically(target, data)
         objects_written += 1
     records = _records_by_run(inspection.tables, set(new_runs))
     writer_id = f"import-{inspection.manifest_hash[:20]}"
@@ -180,17 +180,5 @@ def _write_notebook(inspection: Inspection, layout: StoreLayout) -> Path | None:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
     target = layout.root / "imported" / inspection.manifest_hash[:16] / safe
     if not target.exists():
-        _atomic_write(target, inspection.archive.read(manifest.notebook))
+        write_atomically(target, inspection.archive.read(manifest.notebook))
     return target
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

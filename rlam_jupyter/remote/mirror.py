@@ -15,10 +15,7 @@ over S3 through pyarrow).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from typing import Any
 from rlam_jupyter.remote.keys import parse_segment, remote_kind
 from rlam_jupyter.remote.location import RemoteLocation
 from rlam_jupyter.remote.uploader import Uploader, list_remote, manifest_generation
+from rlam_jupyter.store.atomic import write_atomically
 from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.manifest import Manifest
 
@@ -126,7 +124,7 @@ def _refresh_manifest(
     for relative in (p for parts in manifest.parts.values() for p in parts):
         if not (layout.root / relative).exists():
             _download(client, location, relative, layout.root / relative)
-    _write_atomically(target, body)
+    write_atomically(target, body)
     _mark(uploader, name, size)
     report.files += 1
     report.bytes += size
@@ -168,17 +166,4 @@ def _get(client: Any, location: RemoteLocation, name: str) -> bytes:
 
 
 def _download(client: Any, location: RemoteLocation, name: str, target: Path) -> None:
-    _write_atomically(target, _get(client, location, name))
-
-
-def _write_atomically(target: Path, body: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(body)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    write_atomically(target, _get(client, location, name))

@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from ulid import ULID
 
+from rlam_jupyter.store.atomic import fsync_dir
 from rlam_jupyter.store.journal_reader import JournalChunk, header_id_of, read_journal
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
 from rlam_jupyter.store.manifest import (
     Coverage,
     Manifest,
-    fsync_dir,
     load_manifest,
     manifest_dir,
     publish,

@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlam_jupyter.store.atomic import write_atomically
 from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.schema import SCHEMA_VERSION
 
@@ -130,32 +130,8 @@ def load_manifests(layout: StoreLayout) -> dict[str, Manifest]:
 
 def publish(layout: StoreLayout, manifest: Manifest, durable: bool = True) -> None:
     """Atomically replace the run's manifest (the moment new parts become visible)."""
-    target = manifest_path(layout, manifest.run_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(manifest.to_json(), separators=(",", ":")).encode()
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    if durable:
-        fsync_dir(target.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or unlink in ``folder`` durable (best effort where unsupported)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    write_atomically(manifest_path(layout, manifest.run_id), data, durable=durable)
 
 
 @contextlib.contextmanager
