@@ -288,7 +288,7 @@ def audit(
                 r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY created_at").fetchall()
             ]
         else:
-            from rlam_jupyter.cli import resolve_run
+            from rlam_jupyter.store.catalog import resolve_run
 
             run_ids = [resolve_run(con, run)]
         audits = [_audit_run(con, run_id) for run_id in run_ids]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rlam_jupyter.errors import RlamError
+from rlam_jupyter.store.catalog import resolve_run
 
 FEATURE_MODULES = (
     "rlam_jupyter.replay",
@@ -167,26 +168,6 @@ def _runs(args: argparse.Namespace) -> int:
         )
     emit(args, rows, "\n".join(lines) if rows else "no runs in this store")
     return EXIT_OK
-
-
-def resolve_run(con: Any, ref: str) -> str:
-    """A run id from an id, a unique id prefix/suffix, or a run name (newest wins)."""
-    row = con.execute(
-        "SELECT run_id FROM runs WHERE run_id = ? OR name = ? ORDER BY created_at DESC LIMIT 1",
-        [ref, ref],
-    ).fetchone()
-    if row:
-        return str(row[0])
-    rows = con.execute(
-        "SELECT run_id FROM runs WHERE starts_with(run_id, ?) OR ends_with(run_id, ?)", [ref, ref]
-    ).fetchall()
-    if len(rows) == 1:
-        return str(rows[0][0])
-    from rlam_jupyter.errors import UnknownRunError
-
-    if rows:
-        raise UnknownRunError(f"{ref!r} matches {len(rows)} runs; give more of the run id")
-    raise UnknownRunError(f"no run {ref!r} in this store; `rlam runs` lists the runs")
 
 
 def _show(args: argparse.Namespace) -> int:

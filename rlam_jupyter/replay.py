@@ -141,7 +141,7 @@ def resolve(ctx: _Context, ref: str) -> str:
         matches = [r for r in known if r.startswith(ref) or r.endswith(ref)]
         if len(matches) == 1:
             return matches[0]
-    from rlam_jupyter.cli import resolve_run
+    from rlam_jupyter.store.catalog import resolve_run
 
     return resolve_run(ctx.source.connection(), ref)
 

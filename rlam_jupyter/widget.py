@@ -131,8 +131,7 @@ def browse(run: str | None = None, store: str | StoreLayout | None = None) -> Tr
         layout = _kernel_store() or resolve_store()
     run_id = None
     if run is not None:
-        from rlam_jupyter.cli import resolve_run
-        from rlam_jupyter.store.catalog import connect
+        from rlam_jupyter.store.catalog import connect, resolve_run
 
         run_id = resolve_run(connect(layout), run)
     return TraceBrowser(layout, run_id)

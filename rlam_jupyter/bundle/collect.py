@@ -44,7 +44,7 @@ def with_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def select_runs(con: duckdb.DuckDBPyConnection, refs: Sequence[str] | None) -> tuple[str, ...]:
     """Resolve run references (ids, names, prefixes) and add fork ancestors; all runs if None."""
-    from rlam_jupyter.cli import resolve_run
+    from rlam_jupyter.store.catalog import resolve_run
 
     if refs:
         chosen = {resolve_run(con, ref) for ref in refs}

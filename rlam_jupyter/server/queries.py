@@ -16,7 +16,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rlam_jupyter.errors import RlamError
+from rlam_jupyter.errors import RlamError, UnknownRunError
+from rlam_jupyter.store import catalog
 
 Connection = duckdb.DuckDBPyConnection
 Row = dict[str, Any]
@@ -84,26 +85,11 @@ def runs(con: Connection) -> list[Row]:
 
 
 def resolve_run(con: Connection, ref: str) -> str:
-    """A run id from an id, a run name (newest wins) or a unique id prefix/suffix,
-    like the CLI's; reads every result to the end, so the connection stays free for
-    the Arrow queries that follow."""
-    found = rows(
-        con,
-        "SELECT run_id FROM runs WHERE run_id = ? OR name = ? ORDER BY created_at DESC LIMIT 1",
-        [ref, ref],
-    )
-    if found:
-        return str(found[0]["run_id"])
-    matches = rows(
-        con,
-        "SELECT run_id FROM runs WHERE starts_with(run_id, ?) OR ends_with(run_id, ?)",
-        [ref, ref],
-    )
-    if len(matches) == 1:
-        return str(matches[0]["run_id"])
-    if matches:
-        raise NotFoundError(f"{ref!r} matches {len(matches)} runs; give more of the run id")
-    raise NotFoundError(f"no run {ref!r} in this store; `rlam runs` lists the runs")
+    """The store's run resolution (id, name or unique prefix), as a 404 when unknown."""
+    try:
+        return catalog.resolve_run(con, ref)
+    except UnknownRunError as exc:
+        raise NotFoundError(str(exc)) from None
 
 
 def run(con: Connection, run_id: str) -> Row:

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from rlam_jupyter.errors import UnknownRunError
 from rlam_jupyter.store.journal_reader import JournalChunk, header_id_of, parse_journal
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
 from rlam_jupyter.store.manifest import Coverage, Manifest, load_manifests
@@ -353,3 +354,25 @@ FROM steps s JOIN chain c ON s.run_id = c.run_id
 WHERE s.seq < c.upto
 ORDER BY s.seq
 """
+
+
+def resolve_run(con: duckdb.DuckDBPyConnection, ref: str) -> str:
+    """A run id from an id, a run name (newest wins) or a unique id prefix/suffix.
+
+    Reads every result to the end (``fetchall``), so the connection stays free for the
+    Arrow queries that follow. Raises :class:`UnknownRunError` naming what to do.
+    """
+    named = con.execute(
+        "SELECT run_id FROM runs WHERE run_id = ? OR name = ? ORDER BY created_at DESC LIMIT 1",
+        [ref, ref],
+    ).fetchall()
+    if named:
+        return str(named[0][0])
+    matches = con.execute(
+        "SELECT run_id FROM runs WHERE starts_with(run_id, ?) OR ends_with(run_id, ?)", [ref, ref]
+    ).fetchall()
+    if len(matches) == 1:
+        return str(matches[0][0])
+    if matches:
+        raise UnknownRunError(f"{ref!r} matches {len(matches)} runs; give more of the run id")
+    raise UnknownRunError(f"no run {ref!r} in this store; `rlam runs` lists the runs")

@@ -364,8 +364,7 @@ def _compact_command(args: argparse.Namespace) -> int:
 
 
 def _resolve_runs(layout: StoreLayout, refs: list[str]) -> list[str]:
-    from rlam_jupyter.cli import resolve_run
-    from rlam_jupyter.store.catalog import connect
+    from rlam_jupyter.store.catalog import connect, resolve_run
 
     con = connect(layout)
     try:
