@@ -6,12 +6,13 @@ what a step's final state is (the record with the highest ``event_no``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
+
+from rlam_jupyter.store.schema import decode_json_column
 
 OK_STATUSES = ("succeeded", "cached")
 
@@ -42,14 +43,8 @@ def arrow_table(relation: Any) -> pa.Table:
 
 
 def json_field(row: dict[str, Any], name: str, default: Any) -> Any:
-    """A JSON-encoded column, or ``default`` when empty or unreadable."""
-    text = row.get(name)
-    if not text:
-        return default
-    try:
-        return json.loads(text)
-    except ValueError:
-        return default
+    """A JSON-encoded column of ``row``, or ``default`` when empty or unreadable."""
+    return decode_json_column(row.get(name), default)
 
 
 def iso(value: Any) -> str | None:

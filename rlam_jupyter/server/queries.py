@@ -7,7 +7,6 @@ JSON-ready values (timestamps as ISO strings, JSON columns parsed).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,7 @@ import pyarrow.compute as pc
 
 from rlam_jupyter.errors import RlamError, UnknownRunError
 from rlam_jupyter.store import catalog
+from rlam_jupyter.store.schema import decode_json_column
 
 Connection = duckdb.DuckDBPyConnection
 Row = dict[str, Any]
@@ -48,15 +48,6 @@ def rows(con: Connection, sql: str, params: Sequence[Any] = ()) -> list[Row]:
     cursor = con.execute(sql, list(params))
     names = [d[0] for d in cursor.description or ()]
     return [{k: _plain(v) for k, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
-
-
-def _loads(text: str | None, default: Any) -> Any:
-    if not text:
-        return default
-    try:
-        return json.loads(text)
-    except ValueError:
-        return default
 
 
 def runs(con: Connection) -> list[Row]:
@@ -187,7 +178,7 @@ def steps_page(
         selected = selected.filter(pc.is_in(selected["action"], pa.array(list(actions))))
     page = _fetch_steps(con, selected.slice(offset, limit), STEP_SUMMARY_COLUMNS)
     for step in page:
-        step["outputs"] = _loads(step["outputs"], {})
+        step["outputs"] = decode_json_column(step["outputs"], {})
     counts = pc.value_counts(index["status"]).to_pylist()
     return {
         "run_id": run_id,
@@ -247,7 +238,7 @@ def step(con: Connection, run_id: str, seq: int) -> Row:
         ("outputs", {}),
         ("targets", []),
     ):
-        detail[key] = _loads(detail[key], default)
+        detail[key] = decode_json_column(detail[key], default)
     step_id = detail["step_id"]
     detail["input_links"] = _input_links(con, chain, seq, detail["inputs"], detail["input_names"])
     detail["output_artifacts"] = _output_artifacts(con, detail)
@@ -356,8 +347,8 @@ def _llm_call(con: Connection, call_id: str | None) -> Row | None:
     if not found:
         return None
     call = found[0]
-    call["request"] = _loads(call["request"], call["request"])
-    call["response"] = _loads(call["response"], call["response"])
+    call["request"] = decode_json_column(call["request"], call["request"])
+    call["response"] = decode_json_column(call["response"], call["response"])
     return call
 
 
@@ -365,7 +356,7 @@ def _fingerprint(con: Connection, env_id: str | None) -> Any:
     if not env_id:
         return None
     found = rows(con, "SELECT fingerprint FROM environments WHERE env_id = ? LIMIT 1", [env_id])
-    return _loads(found[0]["fingerprint"], None) if found else None
+    return decode_json_column(found[0]["fingerprint"], None) if found else None
 
 
 def artifact(con: Connection, artifact_id: str) -> Row:

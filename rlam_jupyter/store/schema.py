@@ -7,6 +7,9 @@ same columns whether its rows come from a live journal or from compacted Parquet
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pyarrow as pa
 
 SCHEMA_VERSION = 1
@@ -168,3 +171,14 @@ LATEST_BY: dict[str, str] = {"runs": "run_id", "steps": "step_id"}
 
 STEP_STATUSES = ("proposed", "accepted", "rejected", "running", "succeeded", "failed", "cached")
 EDGE_TYPES = ("used", "generated", "derived_from", "recovers", "forked_from", "proposed_by")
+
+
+def decode_json_column(text: str | None, default: Any) -> Any:
+    """The value of a JSON-encoded column (params, inputs, outputs, ...), or ``default``
+    when it is empty or unreadable: views of the trace show what they can."""
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        return default
