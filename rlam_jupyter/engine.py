@@ -32,9 +32,11 @@ from rlam_jupyter.executors import (
 )
 from rlam_jupyter.fingerprint import fingerprint
 from rlam_jupyter.hashing import (
+    PICKLE_KINDS,
     Canonical,
     canonical_json,
     canonicalize,
+    digest_as,
     digest_bytes,
     quick_fingerprint,
     restore,
@@ -601,7 +603,7 @@ class Engine:
             quick = quick_fingerprint(binding.value)
             if quick is not None and quick == binding.fingerprint:
                 continue  # unchanged since it was recorded or last verified
-            if canonicalize(binding.value).digest != binding.artifact_id:
+            if digest_as(binding.value, binding.kind) != binding.artifact_id:
                 binding.value = self.objects.get(binding.object_path)
                 quick = quick_fingerprint(binding.value)
                 notes.append(
@@ -926,7 +928,7 @@ def _snapshot(canonical: Canonical, value: Any) -> Any:
     """
     if not canonical.restorable:
         return value
-    if canonical.kind == "pickle" and type(value).__module__.startswith("sklearn."):
+    if canonical.kind in PICKLE_KINDS and type(value).__module__.startswith("sklearn."):
         return value
     return restore(canonical.kind, canonical.payload)
 

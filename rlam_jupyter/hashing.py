@@ -4,8 +4,12 @@ Every value gets a *kind* and canonical bytes; its hash is blake3 over the kind 
 those bytes, so equal content gives equal hashes across processes and machines:
 DataFrames through Arrow IPC (schema metadata stripped, so the pandas version does
 not leak into the hash), NumPy arrays through the ``.npy`` format, plain JSON values
-through sorted, compact JSON, and everything else (estimators, models) through
-pickle protocol 5 of its state.
+through sorted, compact JSON, and everything else (estimators, models) through a
+value-canonical pickle (kind ``pickle2``, see :mod:`rlam_jupyter.canonical_pickle`).
+
+Older stores hold kind ``pickle`` (a slower memo-free pickle); those
+objects still restore and verify, and :func:`digest_as` re-hashes a value the way its
+recorded kind was hashed, so replaying an old run does not report a false divergence.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import blake3
+
+from rlam_jupyter import canonical_pickle
 
 HEX_LEN = 64
 
@@ -38,7 +44,16 @@ class Canonical:
         return _EXTENSIONS.get(self.kind, ".bin")
 
 
-_EXTENSIONS = {"json": ".json", "ndarray": ".npy", "table": ".arrows", "pickle": ".pkl"}
+_EXTENSIONS = {
+    "json": ".json",
+    "ndarray": ".npy",
+    "table": ".arrows",
+    "pickle": ".pkl",
+    "pickle2": ".pkl",
+}
+PICKLE_KIND = "pickle2"
+LEGACY_PICKLE_KIND = "pickle"
+PICKLE_KINDS = (LEGACY_PICKLE_KIND, PICKLE_KIND)
 
 
 def digest_bytes(kind: str, data: bytes) -> str:
@@ -99,7 +114,7 @@ def canonicalize(value: Any) -> Canonical:
         if table_form is not None:
             return table_form
     try:
-        data = _pickle_canonical(value)
+        data = canonical_pickle.dumps(value)
     except Exception as exc:
         text = f"{type(value).__module__}.{type(value).__qualname__}:{value!r}".encode()
         note = (
@@ -107,17 +122,23 @@ def canonicalize(value: Any) -> Canonical:
             "it is recorded by a hash of its type and repr and cannot be restored on replay"
         )
         return Canonical("opaque", digest_bytes("opaque", text), b"", False, note)
-    return Canonical("pickle", digest_bytes("pickle", data), data, True)
+    return Canonical(PICKLE_KIND, digest_bytes(PICKLE_KIND, data), data, True)
 
 
-def _pickle_canonical(value: Any) -> bytes:
-    """Pickle bytes that depend on the value only, not on object identity.
+def digest_as(value: Any, kind: str) -> str:
+    """The hash of ``value`` as an artifact of the recorded ``kind`` was hashed: the same
+    as :func:`hash_value` except for objects recorded by an older pickle encoding."""
+    if kind == LEGACY_PICKLE_KIND:
+        try:
+            return digest_bytes(kind, _legacy_pickle(value))
+        except Exception:
+            return hash_value(value)
+    return hash_value(value)
 
-    A normal pickle memoises objects by ``id``: two equal estimators whose attribute
-    strings happen to be shared (interned) differently pickle to different bytes. The
-    memo-free ("fast") pickler writes every object in full, so equal state gives equal
-    bytes; self-referencing objects, which it cannot write, fall back to a normal pickle.
-    """
+
+def _legacy_pickle(value: Any) -> bytes:
+    """The encoding of older stores (kind ``pickle``): a memo-free ("fast") pickle, which depends on
+    the value only but writes every dtype and class name in full (three times slower)."""
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, protocol=5)
     pickler.fast = True
@@ -196,7 +217,7 @@ def restore(kind: str, payload: bytes) -> Any:
         if kind == "series":
             return frame.iloc[:, 0]
         return frame
-    if kind == "pickle":
+    if kind in PICKLE_KINDS:
         return pickle.loads(payload)
     raise ValueError(f"objects of kind {kind!r} cannot be restored")
 

@@ -29,7 +29,7 @@ from rlam_jupyter.actions import Registry
 from rlam_jupyter.engine import Binding, Engine, Run
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.fingerprint import compare, fingerprint
-from rlam_jupyter.hashing import canonicalize
+from rlam_jupyter.hashing import canonicalize, digest_as
 from rlam_jupyter.proposal import Proposal, ProposalRejected
 from rlam_jupyter.replay_views import (
     ForkReport,
@@ -344,7 +344,9 @@ def _verify_step(
         return "diverged", [*notes, f"recorded {entry.error_type}, now succeeds"]
     differences = []
     for output, recorded_id in entry.outputs.items():
-        now = canonicalize(values.get(output)).digest
+        ref = lineage.artifact(recorded_id)
+        value = values.get(output)
+        now = digest_as(value, ref.kind) if ref else canonicalize(value).digest
         if now != recorded_id:
             differences.append(f"{output}: recorded {short(recorded_id)}, now {short(now)}")
     if differences:

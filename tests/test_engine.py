@@ -130,7 +130,7 @@ def test_the_cache_is_shared_by_engines_and_checks_that_objects_still_exist(
 ) -> None:
     first, results = _run(store, actions, "first")
     model_path = first.objects.path_of(
-        first.objects.relative_path("pickle", results[3].outputs["result"])
+        first.objects.relative_path("pickle2", results[3].outputs["result"])
     )
     assert model_path.exists()
     model_path.unlink()  # e.g. a cleaned-up object store

@@ -160,5 +160,5 @@ def test_pickled_hash_ignores_object_identity() -> None:
     loop: list[object] = [1]
     loop.append(loop)  # self-reference: falls back to a normal pickle, still restorable
     canonical = canonicalize(loop)
-    assert canonical.kind == "pickle"
+    assert canonical.kind == "pickle2"
     assert canonical.restorable

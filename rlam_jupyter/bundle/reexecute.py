@@ -30,6 +30,7 @@ from rlam_jupyter.bundle.trace_rows import json_field
 if TYPE_CHECKING:
     from rlam_jupyter.engine import Engine, Run
     from rlam_jupyter.objects import ObjectStore
+    from rlam_jupyter.trace import StepResult
 
 IDENTICAL = "identical"
 DIVERGED = "diverged"
@@ -198,12 +199,30 @@ def _reexecute_step(
         return (REPRODUCED_FAILURE if same else DIVERGED), (
             f"recorded {step.get('error_type')}, re-execution gave {got}"
         )
-    if result.status == "succeeded" and dict(result.outputs) == recorded:
-        return IDENTICAL, ""
     if result.error is not None:
         return DIVERGED, f"now fails: {result.error.type}: {result.error.message}"
-    differing = sorted(n for n in recorded if result.outputs.get(n) != recorded[n])
+    differing = _differing_outputs(result, recorded, artifacts)
+    if result.status == "succeeded" and not differing:
+        return IDENTICAL, ""
     return DIVERGED, f"output(s) {differing} have other hashes"
+
+
+def _differing_outputs(
+    result: StepResult, recorded: dict[str, str], artifacts: dict[str, tuple[str, str | None]]
+) -> list[str]:
+    """Outputs whose new hash differs from the record; an output recorded by an older
+    encoding is re-hashed the way it was recorded before it is called different."""
+    from rlam_jupyter.hashing import digest_as
+
+    differing = []
+    for name, recorded_id in sorted(recorded.items()):
+        if result.outputs.get(name) == recorded_id:
+            continue
+        kind = artifacts.get(recorded_id, ("", None))[0]
+        if kind and name in result.values and digest_as(result.values[name], kind) == recorded_id:
+            continue
+        differing.append(name)
+    return differing
 
 
 def _reexecute_python_cell(
