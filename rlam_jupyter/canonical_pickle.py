@@ -48,19 +48,39 @@ _DTYPE_CACHE_LIMIT = 4096
 
 def dumps(value: Any) -> bytes:
     """Pickle bytes of ``value`` that equal state always reproduces."""
+    return b"".join(dump_parts(value))
+
+
+def dump_parts(value: Any) -> list[Any]:
+    """The same bytes as :func:`dumps`, as the buffers the pickler produced: frames, and
+    the memory of large arrays themselves (no copy), valid while the value is unchanged."""
     preamble, memo = _preamble()
-    buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=PROTOCOL)
+    sink = _Parts()
+    pickler = pickle.Pickler(sink, protocol=PROTOCOL)
     pickler.fast = True
     pickler.memo = dict(memo)
     pickler.dispatch_table = _dispatch_table()
     try:
         pickler.dump(value)
     except (ValueError, RecursionError):
-        return pickle.dumps(value, protocol=PROTOCOL)
-    body = buffer.getvalue()
+        return [pickle.dumps(value, protocol=PROTOCOL)]
+    first = bytes(sink.parts[0])
     # Drop the body's PROTO header: the preamble already opened the stream.
-    return preamble + body[2:]
+    assert first[:2] == pickle.PROTO + bytes([PROTOCOL])
+    return [preamble, first[2:], *sink.parts[1:]]
+
+
+class _Parts:
+    """A write-only file that keeps what it is given instead of copying it."""
+
+    def __init__(self) -> None:
+        self.parts: list[Any] = []
+
+    def write(self, data: Any) -> int:
+        if isinstance(data, pickle.PickleBuffer):
+            data = data.raw()  # an array's memory as plain bytes, for hashing and writing
+        self.parts.append(data)
+        return memoryview(data).nbytes
 
 
 @cache

@@ -43,6 +43,7 @@ from rlam_jupyter.hashing import (
 )
 from rlam_jupyter.objects import ObjectStore
 from rlam_jupyter.policy import Approver, Policy
+from rlam_jupyter.preview import preview
 from rlam_jupyter.proposal import PENDING, CheckedProposal, Proposal, ProposalRejected, check
 from rlam_jupyter.run_index import ArtifactRef, RunIndex, StepEntry
 from rlam_jupyter.store.journal import HOST, JournalWriter, now_us
@@ -943,79 +944,12 @@ def _artifact_record(
         "name": name,
         "kind": canonical.kind,
         "python_type": f"{type(value).__module__}.{type(value).__qualname__}",
-        "size_bytes": len(canonical.payload),
+        "size_bytes": canonical.size,
         "preview": preview(value),
         "object_path": path,
         "restorable": canonical.restorable,
         "note": canonical.note or None,
     }
-
-
-def preview(value: Any, limit: int = 400) -> str:
-    """A short, human-readable preview kept in the trace (never the full value)."""
-    shape = getattr(value, "shape", None)
-    try:
-        table = _table_preview(value)
-        if table is not None:
-            text = table
-        elif hasattr(value, "head") and shape is not None:
-            text = f"{type(value).__name__} {tuple(shape)}\n{value.head(5).to_string(max_cols=8)}"
-        elif shape is not None:
-            text = f"{type(value).__name__} {getattr(value, 'dtype', '')} {tuple(shape)}"
-        else:
-            text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _table_preview(value: Any, rows: int = 5, columns: int = 8) -> str | None:
-    """The first rows and columns of a pandas DataFrame or Series as aligned text.
-
-    Formats only the cells shown, cell by cell: ``head().to_string()`` costs ~2-3 ms per
-    DataFrame (pandas' formatter) and was the largest share of a step's bookkeeping."""
-    if type(value).__module__.split(".")[0] != "pandas":
-        return None
-    import pandas as pd
-
-    if isinstance(value, pd.Series):
-        first = value.iloc[:rows]
-        name = "" if value.name is None else f" {value.name!r}"
-        labels = [str(label) for label in first.index]
-        cells = [_cell(cell) for cell in first.tolist()]
-        width = max((len(label) for label in labels), default=0)
-        lines = [f"{label:<{width}}  {cell}" for label, cell in zip(labels, cells, strict=True)]
-        return "\n".join([f"Series{name} {value.dtype} {tuple(value.shape)}", *lines])
-    if not isinstance(value, pd.DataFrame):
-        return None
-    n_columns = value.shape[1]
-    if n_columns > columns:
-        half = columns // 2
-        positions = [*range(half), None, *range(n_columns - half, n_columns)]
-    else:
-        positions = list(range(n_columns))
-    head = value.iloc[:rows]
-    index = [""] + [str(label) for label in head.index]
-    shown = [index]
-    for position in positions:
-        if position is None:
-            shown.append(["..."] * len(index))
-        else:
-            cells = [_cell(cell) for cell in head.iloc[:, position].tolist()]
-            shown.append([str(value.columns[position]), *cells])
-    widths = [max(len(cell) for cell in column) for column in shown]
-    lines = [
-        "  ".join(
-            f"{column[row]:<{width}}" if c == 0 else f"{column[row]:>{width}}"
-            for c, (column, width) in enumerate(zip(shown, widths, strict=True))
-        ).rstrip()
-        for row in range(len(index))
-    ]
-    return "\n".join([f"{type(value).__name__} {tuple(value.shape)}", *lines])
-
-
-def _cell(cell: Any) -> str:
-    return f"{cell:.6g}" if isinstance(cell, float) else str(cell)
 
 
 def _short_traceback(exc: BaseException) -> str:

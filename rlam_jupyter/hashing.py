@@ -19,6 +19,7 @@ import json
 import math
 import pickle
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +32,35 @@ HEX_LEN = 64
 
 @dataclass(frozen=True)
 class Canonical:
-    """A value's canonical form: ``payload`` is what the object store keeps."""
+    """A value's canonical form: the concatenated ``parts`` are what the object store keeps.
+
+    The parts of a pickle reference the value's own array memory (no copy of a large
+    model is made), so a Canonical is used while the step that made it is being recorded
+    and dropped then; :attr:`payload` joins them when whole bytes are needed."""
 
     kind: str
     digest: str
-    payload: bytes
+    parts: tuple[Any, ...]
     restorable: bool
     note: str = ""
 
     @property
     def extension(self) -> str:
         return _EXTENSIONS.get(self.kind, ".bin")
+
+    @cached_property
+    def payload(self) -> bytes:
+        if len(self.parts) == 1 and type(self.parts[0]) is bytes:
+            return self.parts[0]
+        return b"".join(self.parts)
+
+    @cached_property
+    def size(self) -> int:
+        return sum(memoryview(part).nbytes for part in self.parts)
+
+
+def _whole(kind: str, data: bytes, digest: str | None = None) -> Canonical:
+    return Canonical(kind, digest or digest_bytes(kind, data), (data,), True)
 
 
 _EXTENSIONS = {
@@ -61,6 +80,13 @@ def digest_bytes(kind: str, data: bytes) -> str:
     hasher = blake3.blake3(kind.encode() + b"\0")
     hasher.update(data)
     return hasher.hexdigest()
+
+
+def _digest_parts(kind: str, parts: list[Any]) -> str:
+    hasher = blake3.blake3(kind.encode() + b"\0")
+    for part in parts:
+        hasher.update(part)
+    return str(hasher.hexdigest())
 
 
 def hash_file(path: Path) -> str:
@@ -99,7 +125,7 @@ def canonicalize(value: Any) -> Canonical:
     """Classify ``value`` and produce its canonical bytes and hash."""
     if _is_plain_json(value):
         data = canonical_json(value)
-        return Canonical("json", digest_bytes("json", data), data, True)
+        return _whole("json", data)
     module = type(value).__module__.split(".")[0]
     if module == "numpy":
         numpy_form = _numpy(value)
@@ -114,15 +140,15 @@ def canonicalize(value: Any) -> Canonical:
         if table_form is not None:
             return table_form
     try:
-        data = canonical_pickle.dumps(value)
+        parts = canonical_pickle.dump_parts(value)
     except Exception as exc:
         text = f"{type(value).__module__}.{type(value).__qualname__}:{value!r}".encode()
         note = (
             f"{type(value).__qualname__} cannot be serialised ({type(exc).__name__}: {exc}); "
             "it is recorded by a hash of its type and repr and cannot be restored on replay"
         )
-        return Canonical("opaque", digest_bytes("opaque", text), b"", False, note)
-    return Canonical(PICKLE_KIND, digest_bytes(PICKLE_KIND, data), data, True)
+        return Canonical("opaque", digest_bytes("opaque", text), (), False, note)
+    return Canonical(PICKLE_KIND, _digest_parts(PICKLE_KIND, parts), tuple(parts), True)
 
 
 def digest_as(value: Any, kind: str) -> str:
@@ -159,7 +185,7 @@ def _numpy(value: Any) -> Canonical | None:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(value), allow_pickle=False)
     data = buffer.getvalue()
-    return Canonical("ndarray", digest_bytes("ndarray", data), data, True)
+    return _whole("ndarray", data)
 
 
 def _pandas(value: Any) -> Canonical | None:
@@ -176,7 +202,7 @@ def _pandas(value: Any) -> Canonical | None:
     kind = "series" if isinstance(value, pd.Series) else "table"
     stripped = table.replace_schema_metadata(None)
     digest = digest_bytes(kind, _ipc_bytes(stripped))
-    return Canonical(kind, digest, _ipc_bytes(table), True)
+    return _whole(kind, _ipc_bytes(table), digest)
 
 
 def _arrow(value: Any) -> Canonical | None:
@@ -184,10 +210,8 @@ def _arrow(value: Any) -> Canonical | None:
 
     if not isinstance(value, pa.Table):
         return None
-    data = _ipc_bytes(value)
-    return Canonical(
-        "arrow", digest_bytes("arrow", _ipc_bytes(value.replace_schema_metadata(None))), data, True
-    )
+    digest = digest_bytes("arrow", _ipc_bytes(value.replace_schema_metadata(None)))
+    return _whole("arrow", _ipc_bytes(value), digest)
 
 
 def _ipc_bytes(table: Any) -> bytes:
@@ -270,8 +294,21 @@ def quick_fingerprint(value: Any) -> str | None:
     else:
         return None
     if isinstance(value, pd.Series) or len(set(dtypes)) <= 1:
-        hasher.update(value.to_numpy().tobytes())
+        _update_with_array(hasher, value.to_numpy())
     else:  # mixed dtypes: column by column, so no value is cast
         for _, column in value.items():
-            hasher.update(column.to_numpy().tobytes())
+            _update_with_array(hasher, column.to_numpy())
     return str(hasher.hexdigest())
+
+
+def _update_with_array(hasher: Any, array: Any) -> None:
+    """Hash an array's memory as it lies (a DataFrame's values are usually the transpose of
+    a C-ordered block); the layout is hashed too, so equal bytes in another order differ."""
+    import numpy as np
+
+    if not array.flags.c_contiguous and array.flags.f_contiguous:
+        layout, array = b"F", array.T
+    else:
+        layout, array = b"C", np.ascontiguousarray(array)
+    hasher.update(layout + repr(array.shape).encode())
+    hasher.update(array.reshape(-1).view(np.uint8))

@@ -53,7 +53,7 @@ class ObjectStore:
             return None
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(canonical.payload)
+                handle.writelines(canonical.parts)
             os.replace(temp, target)
         except OSError as exc:
             Path(temp).unlink(missing_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from hypothesis import given, settings
@@ -102,3 +103,25 @@ def test_bytes_depend_on_the_value_not_on_its_history(value: object) -> None:
     data = dumps(value)
     assert dumps(pickle.loads(pickle.dumps(value))) == data
     assert dumps(pickle.loads(data)) == data
+
+
+def test_large_arrays_are_hashed_and_stored_from_their_own_memory(tmp_path: Path) -> None:
+    """Parts reference array memory instead of copying it; the stored file is still
+    exactly the canonical bytes, and its hash is the recorded digest."""
+    from rlam_jupyter.hashing import canonicalize, digest_bytes
+    from rlam_jupyter.objects import ObjectStore
+    from rlam_jupyter.store.layout import StoreLayout
+
+    value = {"weights": np.arange(200_000, dtype="<f8"), "nodes": np.zeros(5_000, dtype=NODE)}
+    canonical = canonicalize(value)
+    assert any(isinstance(part, memoryview) for part in canonical.parts)
+    assert canonical.payload == dumps(value)
+    assert canonical.size == len(canonical.payload)
+    assert digest_bytes(canonical.kind, canonical.payload) == canonical.digest
+    objects = ObjectStore(StoreLayout(tmp_path / ".rlam"))
+    path = objects.put(canonical)
+    assert path is not None
+    assert objects.path_of(path).read_bytes() == canonical.payload
+    assert objects.verify(path, canonical.digest)
+    restored = objects.get(path)
+    assert np.array_equal(restored["weights"], value["weights"])

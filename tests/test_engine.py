@@ -297,29 +297,6 @@ def test_inputs_edited_in_place_are_caught_and_replaced_by_the_recorded_value(
     assert again.notes == ()  # the restored value is known good: no second note
 
 
-def test_preview_shows_shape_first_rows_and_both_ends_of_wide_frames() -> None:
-    from rlam_jupyter.engine import preview
-
-    frame = pd.DataFrame({f"c{i}": [i + 0.5, i * 2.0] for i in range(12)})
-    lines = preview(frame).splitlines()
-    assert lines[0] == "DataFrame (2, 12)"
-    assert lines[1].split() == ["c0", "c1", "c2", "c3", "...", "c8", "c9", "c10", "c11"]
-    assert lines[2].split() == [
-        "0",
-        "0.5",
-        "1.5",
-        "2.5",
-        "3.5",
-        "...",
-        "8.5",
-        "9.5",
-        "10.5",
-        "11.5",
-    ]
-    series = preview(pd.Series([1, 2, 3], name="target"))
-    assert series.splitlines() == ["Series 'target' int64 (3,)", "0  1", "1  2", "2  3"]
-
-
 def test_object_store_recreates_a_missing_shard_folder(tmp_path: Path) -> None:
     import shutil
 

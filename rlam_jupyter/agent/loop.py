@@ -23,8 +23,9 @@ from typing import Any
 from rlam_jupyter.agent.proposers import Proposer, ProviderError
 from rlam_jupyter.agent.recording import CallOutcome, record_call
 from rlam_jupyter.agent.tools import Reply, ToolCall, agent_tools, to_proposal, unparsed
-from rlam_jupyter.engine import Engine, Run, preview
+from rlam_jupyter.engine import Engine, Run
 from rlam_jupyter.policy import Approver, Decision
+from rlam_jupyter.preview import preview
 from rlam_jupyter.proposal import Proposal, ProposalRejected
 from rlam_jupyter.store.journal import now_us
 from rlam_jupyter.trace import CellInfo, StepResult, steps_table_html, steps_table_text
