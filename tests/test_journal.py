@@ -225,3 +225,69 @@ def test_lines_that_do_not_end_with_their_kind_still_read(store: Path) -> None:
     assert con.execute("SELECT name FROM runs").fetchall() == [("early",)]
     assert con.execute("SELECT seq, status FROM steps").fetchall() == [(1, "succeeded")]
     assert con.execute("SELECT type FROM edges").fetchall() == [("used",)]
+
+
+def _rich_steps(store: Path, n: int) -> JournalWriter:
+    """Steps with every kind of value the engine writes: text with quotes and non-ASCII,
+    JSON in strings, floats, big ints, booleans via artifacts, nulls left out."""
+    writer = write_steps(store, "R1", 0)
+    for seq in range(1, n + 1):
+        writer.append(
+            "steps",
+            {
+                **step("R1", seq),
+                "source_text": f'm{seq} = train(C={seq / 7}, note="é \\" ✓")',
+                "seed": 2**62 + seq,
+                "error_message": None if seq % 2 else "line\nbreak",
+            },
+        )
+        writer.append("artifacts", {"artifact_id": f"a{seq}", "run_id": "R1", "restorable": True})
+    return writer
+
+
+def test_whole_files_parsed_by_duckdb_equal_what_arrow_parses(store: Path) -> None:
+    from rlam_jupyter.store.journal_reader import parse_journal
+
+    writer = _rich_steps(store, 50)
+    data = writer.path.read_bytes()
+    head = data[: data.index(b"\n") + 1]
+    fast = read_journal(writer.path)  # whole file, every line intact: DuckDB
+    arrow = parse_journal(store / "elsewhere.jsonl", head, data)  # no such file: Arrow
+    assert fast is not None
+    assert (fast.parsed_by, arrow.parsed_by) == ("duckdb", "arrow")
+    assert fast.records == arrow.records == 100
+    for name in ("steps", "artifacts"):
+        assert fast.tables[name].equals(arrow.tables[name]), name
+
+
+def test_lines_appended_after_the_check_are_left_for_next_time(store: Path) -> None:
+    """DuckDB reads the file again: rows beyond the checked bytes are not taken in."""
+    from rlam_jupyter.store.journal_reader import parse_journal
+
+    writer = write_steps(store, "R1", 3)
+    data = writer.path.read_bytes()
+    writer.append("steps", step("R1", 4))
+    writer.append("steps", step("R1", 5))
+    head = data[: data.index(b"\n") + 1]
+    chunk = parse_journal(writer.path, head, data)
+    assert chunk.parsed_by == "duckdb"
+    assert chunk.tables["steps"].column("seq").to_pylist() == [1, 2, 3]
+    assert chunk.end == len(data)
+
+
+def test_a_file_replaced_since_it_was_checked_is_parsed_from_the_checked_bytes(
+    store: Path,
+) -> None:
+    from rlam_jupyter.store.journal_reader import parse_journal
+
+    writer = write_steps(store, "R1", 3)
+    data = writer.path.read_bytes()
+    head = data[: data.index(b"\n") + 1]
+    writer.close()
+    writer.path.unlink()
+    replaced = JournalWriter(StoreLayout(store), "R1", writer_id=writer.writer_id)
+    for seq in (7, 8, 9):
+        replaced.append("steps", step("R1", seq))
+    chunk = parse_journal(writer.path, head, data)
+    assert chunk.parsed_by == "arrow"  # the rows DuckDB read carry other checksums
+    assert chunk.tables["steps"].column("seq").to_pylist() == [1, 2, 3]

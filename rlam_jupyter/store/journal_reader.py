@@ -1,17 +1,21 @@
 """Read journal files into Arrow tables in bulk: what the catalog and compaction use.
 
 Every line's shape is checked with numpy for the whole file at once and its CRC32
-with one call per line; lines are parsed all at once by Arrow's
-JSON reader, straight from the file's bytes: a line is plain JSON, so the intact
-part of a file needs no copying. Old-format lines and anything the bulk parser
-refuses fall back to the record-at-a-time decoder, so a bad record costs only itself.
+with one call per line. A whole file whose every line is intact is then parsed by
+DuckDB's JSON reader (about twice as fast as Arrow's per core); its rows are matched to
+the checked lines by their checksums, so a line appended meanwhile is never taken in.
+Other ranges are parsed by Arrow's JSON reader straight from the file's bytes (a line is
+plain JSON, so nothing is copied). Old-format lines and anything the bulk parsers refuse
+fall back to the record-at-a-time decoder, so a bad record costs only itself.
 """
 
 from __future__ import annotations
 
 import io
+import mmap
 import os
 import stat
+import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,17 +87,26 @@ class JournalChunk:
     problems: list[tuple[str, int, str]] = field(default_factory=list)
     torn: tuple[str, int, str] | None = None
     """The torn last line, if any (also in ``problems``)."""
+    parsed_by: str = ""
+    """Which reader parsed the lines: ``duckdb`` (a whole intact file), ``arrow``, or
+    ``records`` (one at a time: older lines, or values the bulk readers refused)."""
 
 
 def read_journal(path: Path, start: int = 0, first_line: int = 1) -> JournalChunk | None:
     """Read ``path`` from byte ``start`` (a line boundary); None if the file is gone.
 
-    ``first_line`` is the line number at ``start``, used only in problem reports."""
+    ``first_line`` is the line number at ``start``, used only in problem reports. A whole
+    file is memory-mapped rather than copied (journals are only ever appended to)."""
     try:
         with open(path, "rb") as handle:
             head = handle.readline()
-            handle.seek(start)
-            data = handle.read()
+            size = os.fstat(handle.fileno()).st_size
+            data: Any
+            if start == 0 and size > 0:
+                data = mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ)
+            else:
+                handle.seek(start)
+                data = handle.read()
     except FileNotFoundError:  # compacted and removed between listing and reading
         return None
     return parse_journal(path, head, data, start, first_line)
@@ -123,9 +136,16 @@ def parse_journal(
     """Parse ``data``, the bytes of ``path`` from offset ``start``; ``head`` is its first line."""
     header_id, version = _header(head)
     chunk = JournalChunk(path, start, start, start + len(data), header_id, version)
-    keep, kinds, slow = _scan(data, chunk, first_line)
+    keep, kinds, slow, line_ends = _scan(data, chunk, first_line)
     parts: list[pa.Table] = []
-    if keep:
+    whole = None
+    if start == 0 and not slow and keep == [(0, chunk.end)] and not chunk.problems:
+        schema = _parse_options(kinds).explicit_schema
+        whole = _parse_whole_file(path, np.frombuffer(data, dtype=np.uint8), line_ends, schema)
+    if whole is not None:
+        parts.append(whole)
+        chunk.parsed_by = "duckdb"
+    elif keep:
         parts.append(_parse(data, keep, kinds, chunk))
     if slow:
         parts.append(_from_records(slow, chunk))
@@ -148,10 +168,10 @@ def _header(line: bytes) -> tuple[str | None, int | None]:
 
 def _scan(
     data: bytes, chunk: JournalChunk, lineno: int
-) -> tuple[list[tuple[int, int]], set[bytes], list[dict[str, Any]]]:
+) -> tuple[list[tuple[int, int]], set[bytes], list[dict[str, Any]], np.ndarray]:
     """Check every line; returns byte spans of intact current-format lines to bulk-parse,
-    the record kinds they hold (``b""`` when a line does not say), and the decoded
-    records of lines that need the slow path (older format).
+    the record kinds they hold (``b""`` when a line does not say), the decoded records
+    of lines that need the slow path (older format), and where every line ends.
 
     The shape of every line (braces, trailer, hex digits, kind) is checked with numpy
     for all lines at once; only the CRC32 itself is a call per line."""
@@ -172,11 +192,8 @@ def _scan(
     bodies_to = (ends[candidates] - _TRAILER_LEN).tolist()
     view = memoryview(data)
     crc = zlib.crc32
-    actual = np.fromiter(
-        (crc(view[a:b]) for a, b in zip(bodies_from, bodies_to, strict=True)),
-        dtype=np.uint32,
-        count=len(candidates),
-    )
+    bodies = map(view.__getitem__, map(slice, bodies_from, bodies_to))
+    actual = np.fromiter(map(crc, bodies), dtype=np.uint32, count=len(candidates))
     intact = np.zeros(count, dtype=bool)
     intact[candidates] = actual == _written_crcs(raw, ends[candidates])
     kinds = _kinds(data, raw, starts[intact], ends[intact])
@@ -202,7 +219,7 @@ def _scan(
             "torn last record (writer stopped mid-write)",
         )
         chunk.problems.append(chunk.torn)
-    return spans, kinds, slow
+    return spans, kinds, slow, ends
 
 
 def _well_shaped(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -271,7 +288,9 @@ def _parse(
         source = io.BytesIO(b"".join(view[a:b] for a, b in spans))
     options = _parse_options(kinds)
     try:
-        return pa_json.read_json(source, read_options=_READ, parse_options=options)
+        table = pa_json.read_json(source, read_options=_READ, parse_options=options)
+        chunk.parsed_by = "arrow"
+        return table
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         # A value of the wrong type somewhere (an int column holding text): decode
         # record by record so only the bad records are lost, and reported.
@@ -284,7 +303,64 @@ def _parse(
         return _from_records(records, chunk)
 
 
+_DUCKDB_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+}
+_GLOB_CHARACTERS = frozenset("*?[]{}")
+_connections = threading.local()
+
+
+def _parse_whole_file(
+    path: Path, raw: np.ndarray, ends: np.ndarray, schema: pa.Schema
+) -> pa.Table | None:
+    """Every line of ``path`` (all intact: ``raw`` holds the checked bytes, ``ends`` where
+    each line ends) parsed by DuckDB; None when DuckDB cannot, and the caller uses Arrow.
+
+    DuckDB reads the file itself, which may have grown since it was checked: only as
+    many rows as there were lines are kept, and each kept row must carry its line's
+    checksum, so the rows are exactly the checked lines, in order."""
+    if _GLOB_CHARACTERS.intersection(str(path)) or "_c" in schema.names:
+        return None
+    types = [_DUCKDB_TYPES.get(f.type) for f in schema]
+    if None in types:
+        return None
+    columns = ", ".join(f"'{f.name}': '{t}'" for f, t in zip(schema, types, strict=True))
+    quoted = str(path).replace("'", "''")
+    query = (
+        f"SELECT * FROM read_json('{quoted}', format = 'newline_delimited', "
+        f"columns = {{{columns}, '_c': 'VARCHAR'}}, maximum_object_size = 268435456)"
+    )
+    try:
+        table = _duckdb().sql(query).to_arrow_table()
+    except Exception:  # a value DuckDB will not take: Arrow's reader decides
+        return None
+    if table.num_rows < len(ends):
+        return None
+    table = table.slice(0, len(ends))
+    written = raw[(ends - 10)[:, None] + _EIGHT].copy().view("S8").ravel()
+    parsed = table.column("_c").cast(pa.binary()).to_numpy(zero_copy_only=False)
+    if not np.array_equal(parsed.astype("S8"), written):
+        return None
+    return table.drop_columns(["_c"]).cast(schema)
+
+
+def _duckdb() -> Any:
+    """One single-threaded in-memory DuckDB per thread (compaction parses several journals
+    at once, one per thread; opening a connection costs more than parsing a file)."""
+    connection = getattr(_connections, "value", None)
+    if connection is None:
+        import duckdb
+
+        connection = duckdb.connect(":memory:", config={"threads": 1})
+        _connections.value = connection
+    return connection
+
+
 def _from_records(records: list[dict[str, Any]], chunk: JournalChunk) -> pa.Table:
+    chunk.parsed_by = chunk.parsed_by or "records"
     try:
         return pa.Table.from_pylist(records, schema=UNION_SCHEMA)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
