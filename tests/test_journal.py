@@ -283,8 +283,7 @@ def test_a_file_replaced_since_it_was_checked_is_parsed_from_the_checked_bytes(
     writer = write_steps(store, "R1", 3)
     data = writer.path.read_bytes()
     head = data[: data.index(b"\n") + 1]
-    writer.close()
-    writer.path.unlink()
+    writer.path.unlink()  # the writer never closed it: no batch of it was written
     replaced = JournalWriter(StoreLayout(store), "R1", writer_id=writer.writer_id)
     for seq in (7, 8, 9):
         replaced.append("steps", step("R1", seq))

@@ -32,6 +32,7 @@ import pyarrow as pa
 from ulid import ULID
 
 from rlam_jupyter.store.atomic import fsync_dir
+from rlam_jupyter.store.journal_batches import remove_batches
 from rlam_jupyter.store.journal_reader import JournalChunk, header_id_of, read_journal
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
 from rlam_jupyter.store.manifest import (
@@ -312,11 +313,15 @@ def _remove_covered(
         if chunk.torn is not None:
             torn.append(chunk.torn)
         chunk.path.unlink()
+        remove_batches(chunk.path)
         removed += 1
     if torn:
         manifest.problems.extend(torn)
         manifest.generation += 1
         publish(layout, manifest, durable)
+    for leftover in folder.glob("*.batches"):
+        if not leftover.with_suffix(".jsonl").exists():  # its journal went in a crash
+            remove_batches(leftover)
     with contextlib.suppress(OSError):
         folder.rmdir()
     if removed and durable:

@@ -31,6 +31,7 @@ from typing import Any
 from ulid import ULID
 
 from rlam_jupyter.errors import StoreWriteError
+from rlam_jupyter.store.journal_batches import BatchBuffer
 from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.schema import SCHEMA_VERSION, TABLES
 
@@ -119,6 +120,9 @@ class JournalWriter:
         self.path = layout.journal_file(run_id, self.writer_id)
         self._lock = threading.RLock()
         self._fd: int | None = None
+        self._offset = 0
+        """Size of the file after our last complete write (where the next line starts)."""
+        self._batch = BatchBuffer(self.path)
         self._last_event = 0
         self._hold = 0
         self.unwritten: list[dict[str, Any]] = []
@@ -132,15 +136,21 @@ class JournalWriter:
             try:
                 size = os.fstat(fd).st_size
                 if size == 0:
-                    _write_all(fd, frame(self._header()))
+                    header = frame(self._header())
+                    _write_all(fd, header)
+                    size = len(header)
                 elif _last_byte(self.path, size) != b"\n":
                     # An earlier write was cut short (disk full): end that fragment so the
                     # next record starts on its own line; readers report the fragment.
                     _write_all(fd, b"\n")
+                    size += 1
+                if self._batch.header_id is None:
+                    self._batch.header_id = _first_line_id(self.path)
             except BaseException:
                 os.close(fd)
                 raise
             self._fd = fd
+            self._offset = size
         return self._fd
 
     def _header(self) -> dict[str, Any]:
@@ -170,7 +180,7 @@ class JournalWriter:
             if self.unwritten:
                 self.retry_unwritten()  # the store may be writable again
             try:
-                self._write(frame(full))
+                self._write_record(full)
             except OSError as exc:
                 self.last_error = exc.strerror or str(exc)
                 if not self._hold:
@@ -179,13 +189,20 @@ class JournalWriter:
                     raise StoreWriteError(self._refusal_message()) from exc
                 self.unwritten.append(full)
 
+    def _write_record(self, record: Mapping[str, Any]) -> None:
+        line = frame(record)
+        self._write(line)
+        self._batch.add(str(record["_t"]), line, self._offset - len(line))
+
     def _write(self, data: bytes) -> None:
         fd = self._open()
         try:
             _write_all(fd, data)
         except OSError:
+            self._batch.reset()  # the file may now hold a fragment: offsets are unknown
             self._drop_fd()
             raise
+        self._offset += len(data)
         if self.fsync:
             try:
                 os.fsync(fd)
@@ -242,7 +259,7 @@ class JournalWriter:
         with self._lock:
             while self.unwritten:
                 try:
-                    self._write(frame(self.unwritten[0]))
+                    self._write_record(self.unwritten[0])
                 except OSError as exc:
                     self.last_error = exc.strerror or str(exc)
                     break
@@ -257,7 +274,15 @@ class JournalWriter:
 
     def close(self) -> None:
         with self._lock:
+            self._batch.flush()
             self._drop_fd()
+
+
+def _first_line_id(path: Path) -> str | None:
+    """The identity readers give a journal file: the checksum of its first line."""
+    with open(path, "rb") as handle:
+        head = handle.readline()
+    return f"{zlib.crc32(head):08x}" if head.endswith(b"\n") else None
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -17,7 +17,9 @@ import os
 import stat
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from rlam_jupyter.store.journal import decode_line
+from rlam_jupyter.store.journal_batches import CRC_COLUMN, list_batches, load_batch
 from rlam_jupyter.store.schema import TABLES
 
 _TRAILER_HEAD = b',"_c":"'
@@ -51,7 +54,7 @@ UNION_SCHEMA = _union_schema()
 _ALL_KINDS = pa_json.ParseOptions(explicit_schema=UNION_SCHEMA, unexpected_field_behavior="ignore")
 
 
-def _parse_options(kinds: set[bytes]) -> pa_json.ParseOptions:
+def parse_options(kinds: set[bytes]) -> pa_json.ParseOptions:
     """Only the columns of the record kinds present: the parser fills every column of
     its schema for every line, so a file of steps parses faster without the columns
     of the other tables."""
@@ -131,29 +134,92 @@ def header_id_of(head: bytes) -> str | None:
 
 
 def parse_journal(
-    path: Path, head: bytes, data: bytes, start: int = 0, first_line: int = 1
+    path: Path, head: bytes, data: Any, start: int = 0, first_line: int = 1
 ) -> JournalChunk:
-    """Parse ``data``, the bytes of ``path`` from offset ``start``; ``head`` is its first line."""
+    """Parse ``data``, the bytes of ``path`` from offset ``start``; ``head`` is its first line.
+
+    Every line is checked here; runs of intact lines that their writer already saved as
+    an Arrow batch are taken from the batch instead of being parsed again."""
     header_id, version = _header(head)
     chunk = JournalChunk(path, start, start, start + len(data), header_id, version)
-    keep, kinds, slow, line_ends = _scan(data, chunk, first_line)
-    parts: list[pa.Table] = []
+    keep, kinds_of, slow, line_ends = _scan(data, chunk, first_line, start)
+    batches = _matching_batches(path, header_id, data, line_ends, keep, start)
+    pieces: list[tuple[int, pa.Table]] = []
+    readers = ["batches"] if batches else []
     whole = None
-    if start == 0 and not slow and keep == [(0, chunk.end)] and not chunk.problems:
-        schema = _parse_options(kinds).explicit_schema
+    if not batches and start == 0 and not slow and keep == [(0, chunk.end)]:
+        schema = parse_options(kinds_of()).explicit_schema
         whole = _parse_whole_file(path, np.frombuffer(data, dtype=np.uint8), line_ends, schema)
     if whole is not None:
-        parts.append(whole)
-        chunk.parsed_by = "duckdb"
-    elif keep:
-        parts.append(_parse(data, keep, kinds, chunk))
+        pieces.append((0, whole))
+        readers.append("duckdb")
+    else:
+        pieces += [(a, table) for a, _b, table in batches]
+        for span in _uncovered(keep, [(a, b) for a, b, _table in batches]):
+            if batches and start == 0 and version is not None and span == (0, len(head)):
+                continue  # the header line alone: it holds no record
+            table, reader = _parse(data, [span], kinds_of(), chunk)
+            pieces.append((span[0], table))
+            readers.append(reader)
     if slow:
-        parts.append(_from_records(slow, chunk))
-    if parts:
-        table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        pieces.append((len(data), _from_records(slow, chunk)))
+        readers.append("records")
+    chunk.parsed_by = "+".join(dict.fromkeys(readers))
+    if pieces:
+        parts = [table for _offset, table in sorted(pieces, key=lambda piece: piece[0])]
+        table = pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
         chunk.tables = split_by_kind(table)
         chunk.records = sum(t.num_rows for t in chunk.tables.values())
     return chunk
+
+
+def _matching_batches(
+    path: Path,
+    header_id: str | None,
+    data: Any,
+    ends: np.ndarray,
+    intact: list[tuple[int, int]],
+    start: int,
+) -> list[tuple[int, int, pa.Table]]:
+    """The writer's batches that stand for lines of ``data``, as (first byte, byte after,
+    rows) relative to ``data``: a batch counts only if its lines are intact (checked by
+    their checksums) and it has one row per line carrying exactly that line's checksum."""
+    found: list[tuple[int, int, pa.Table]] = []
+    if header_id is None or not intact:
+        return found
+    raw = np.frombuffer(data, dtype=np.uint8)
+    after = ends + 1  # where the line after each line starts
+    for first, end, file in list_batches(path):
+        a, b = first - start, end - start
+        if a < 0 or not any(s <= a and b <= e for s, e in intact):
+            continue
+        lo = int(np.searchsorted(after, a, side="right"))  # lines ending at or before a
+        hi = int(np.searchsorted(after, b, side="left"))  # the line ending at b
+        if (a and (lo == 0 or after[lo - 1] != a)) or hi >= len(after) or after[hi] != b:
+            continue
+        rows = load_batch(file, header_id)
+        if rows is None or rows.num_rows != hi - lo + 1:
+            continue
+        if not np.array_equal(_written_crcs(raw, ends[lo : hi + 1]), rows[CRC_COLUMN].to_numpy()):
+            continue
+        found.append((a, b, rows.drop_columns([CRC_COLUMN])))
+    return found
+
+
+def _uncovered(
+    spans: list[tuple[int, int]], covered: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """``spans`` minus the ``covered`` intervals (each inside one span, none overlapping)."""
+    rest = []
+    for s, e in spans:
+        position = s
+        for a, b in sorted(c for c in covered if s <= c[0] and c[1] <= e):
+            if a > position:
+                rest.append((position, a))
+            position = max(position, b)
+        if e > position:
+            rest.append((position, e))
+    return rest
 
 
 def _header(line: bytes) -> tuple[str | None, int | None]:
@@ -167,11 +233,13 @@ def _header(line: bytes) -> tuple[str | None, int | None]:
 
 
 def _scan(
-    data: bytes, chunk: JournalChunk, lineno: int
-) -> tuple[list[tuple[int, int]], set[bytes], list[dict[str, Any]], np.ndarray]:
+    data: Any, chunk: JournalChunk, lineno: int, offset: int
+) -> tuple[list[tuple[int, int]], Callable[[], set[bytes]], list[dict[str, Any]], np.ndarray]:
     """Check every line; returns byte spans of intact current-format lines to bulk-parse,
-    the record kinds they hold (``b""`` when a line does not say), the decoded records
+    a function giving the record kinds they hold (``b""`` when a line does not say;
+    worked out only when lines are parsed rather than taken from batches), the decoded records
     of lines that need the slow path (older format), and where every line ends.
+    ``data`` starts at file offset ``offset``, at line number ``lineno``.
 
     The shape of every line (braces, trailer, hex digits, kind) is checked with numpy
     for all lines at once; only the CRC32 itself is a call per line."""
@@ -181,7 +249,7 @@ def _scan(
     count = len(ends)
     complete = int(ends[-1]) + 1 if count else 0
     chunk.lines += count
-    chunk.end = chunk.start + complete
+    chunk.end = offset + complete
     starts = np.empty_like(ends)
     if count:
         starts[0] = 0
@@ -196,7 +264,11 @@ def _scan(
     actual = np.fromiter(map(crc, bodies), dtype=np.uint32, count=len(candidates))
     intact = np.zeros(count, dtype=bool)
     intact[candidates] = actual == _written_crcs(raw, ends[candidates])
-    kinds = _kinds(data, raw, starts[intact], ends[intact])
+
+    @cache
+    def kinds_of() -> set[bytes]:
+        return _kinds(data, raw, starts[intact], ends[intact])
+
     spans: list[tuple[int, int]] = []
     slow: list[dict[str, Any]] = []
     span_start = 0
@@ -219,7 +291,7 @@ def _scan(
             "torn last record (writer stopped mid-write)",
         )
         chunk.problems.append(chunk.torn)
-    return spans, kinds, slow, ends
+    return spans, kinds_of, slow, ends
 
 
 def _well_shaped(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -262,7 +334,7 @@ def _kinds(data: bytes, raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -
     kinds = {row.lstrip(b"\0")[:-1] for row in rows}
     # A line too short for a whole window: look at it alone (rare, tiny records).
     for a, b in zip(starts[~roomy].tolist(), tail_end[~roomy].tolist(), strict=True):
-        tail = data[a:b]
+        tail = bytes(data[a:b])
         found = tail.rfind(b'"_t":"')
         kinds.add(tail[found + 6 : -1] if found >= 0 else b"")
     return kinds
@@ -278,19 +350,18 @@ _NIBBLE_SHIFTS = np.arange(28, -1, -4, dtype=np.uint32)
 
 
 def _parse(
-    data: bytes, spans: list[tuple[int, int]], kinds: set[bytes], chunk: JournalChunk
-) -> pa.Table:
+    data: Any, spans: list[tuple[int, int]], kinds: set[bytes], chunk: JournalChunk
+) -> tuple[pa.Table, str]:
+    """The lines in ``spans`` by Arrow's JSON reader, and which reader it took."""
     view = memoryview(data)
     if len(spans) == 1:
         a, b = spans[0]
         source: Any = pa.BufferReader(pa.py_buffer(view[a:b]))
     else:
         source = io.BytesIO(b"".join(view[a:b] for a, b in spans))
-    options = _parse_options(kinds)
+    options = parse_options(kinds)
     try:
-        table = pa_json.read_json(source, read_options=_READ, parse_options=options)
-        chunk.parsed_by = "arrow"
-        return table
+        return pa_json.read_json(source, read_options=_READ, parse_options=options), "arrow"
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         # A value of the wrong type somewhere (an int column holding text): decode
         # record by record so only the bad records are lost, and reported.
@@ -300,7 +371,7 @@ def _parse(
                 record = decode_line(line)
                 if record is not None and record.get("_t") != "header":
                     records.append(record)
-        return _from_records(records, chunk)
+        return _from_records(records, chunk), "records"
 
 
 _DUCKDB_TYPES = {
@@ -360,7 +431,6 @@ def _duckdb() -> Any:
 
 
 def _from_records(records: list[dict[str, Any]], chunk: JournalChunk) -> pa.Table:
-    chunk.parsed_by = chunk.parsed_by or "records"
     try:
         return pa.Table.from_pylist(records, schema=UNION_SCHEMA)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
