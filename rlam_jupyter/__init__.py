@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rlam_jupyter.actions import Input, action, registry
 from rlam_jupyter.store.catalog import connect
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
