@@ -51,6 +51,20 @@ def dumps(value: Any) -> bytes:
     return b"".join(dump_parts(value))
 
 
+def memo_free_dumps(value: Any) -> bytes:
+    """A plain memo-free ("fast") pickle: value-only bytes, every object written in full
+    (the encoding of kind ``pickle`` in older stores, and of each dtype here); a
+    self-referencing value falls back to a normal pickle."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=PROTOCOL)
+    pickler.fast = True
+    try:
+        pickler.dump(value)
+    except (ValueError, RecursionError):
+        return pickle.dumps(value, protocol=PROTOCOL)
+    return buffer.getvalue()
+
+
 def dump_parts(value: Any) -> list[Any]:
     """The same bytes as :func:`dumps`, as the buffers the pickler produced: frames, and
     the memory of large arrays themselves (no copy), valid while the value is unchanged."""
@@ -122,11 +136,7 @@ def _reduce_dtype(dtype: Any) -> tuple[Callable[[bytes], Any], tuple[bytes]]:
     hit = _dtype_bytes.get(id(dtype))
     if hit is not None and hit[0] is dtype:
         return hit[1]
-    buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=PROTOCOL)
-    pickler.fast = True
-    pickler.dump(dtype)
-    reduced = (pickle.loads, (buffer.getvalue(),))
+    reduced = (pickle.loads, (memo_free_dumps(dtype),))
     if len(_dtype_bytes) >= _DTYPE_CACHE_LIMIT:
         _dtype_bytes.clear()
     _dtype_bytes[id(dtype)] = (dtype, reduced)

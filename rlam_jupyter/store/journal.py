@@ -62,6 +62,12 @@ def frame(record: Mapping[str, Any]) -> bytes:
     return head + b',"_c":"%08x"}\n' % zlib.crc32(head)
 
 
+def line_id(line: bytes) -> str | None:
+    """The identity of a journal file: the checksum of its complete first line (None while
+    that line is incomplete). A later file of the same name has another."""
+    return f"{zlib.crc32(line):08x}" if line.endswith(b"\n") else None
+
+
 def decode_line(line: bytes | memoryview) -> dict[str, Any] | None:
     """The record of one line (without its newline), or None when torn or corrupt.
 
@@ -139,13 +145,15 @@ class JournalWriter:
                     header = frame(self._header())
                     _write_all(fd, header)
                     size = len(header)
+                    self._batch.header_id = line_id(header)
                 elif _last_byte(self.path, size) != b"\n":
                     # An earlier write was cut short (disk full): end that fragment so the
                     # next record starts on its own line; readers report the fragment.
                     _write_all(fd, b"\n")
                     size += 1
-                if self._batch.header_id is None:
-                    self._batch.header_id = _first_line_id(self.path)
+                if self._batch.header_id is None:  # a file this writer did not start
+                    with open(self.path, "rb") as handle:
+                        self._batch.header_id = line_id(handle.readline())
             except BaseException:
                 os.close(fd)
                 raise
@@ -276,13 +284,6 @@ class JournalWriter:
         with self._lock:
             self._batch.flush()
             self._drop_fd()
-
-
-def _first_line_id(path: Path) -> str | None:
-    """The identity readers give a journal file: the checksum of its first line."""
-    with open(path, "rb") as handle:
-        head = handle.readline()
-    return f"{zlib.crc32(head):08x}" if head.endswith(b"\n") else None
 
 
 def _write_all(fd: int, data: bytes) -> None:

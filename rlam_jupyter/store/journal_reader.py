@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from rlam_jupyter.store.journal import decode_line
+from rlam_jupyter.store.journal import CRC_FIELD, decode_line, line_id
 from rlam_jupyter.store.journal_batches import CRC_COLUMN, list_batches, load_batch
 from rlam_jupyter.store.schema import TABLES
 
@@ -91,8 +91,9 @@ class JournalChunk:
     torn: tuple[str, int, str] | None = None
     """The torn last line, if any (also in ``problems``)."""
     parsed_by: str = ""
-    """Which reader parsed the lines: ``duckdb`` (a whole intact file), ``arrow``, or
-    ``records`` (one at a time: older lines, or values the bulk readers refused)."""
+    """Where the rows came from, joined by ``+``: ``batches`` (the writer's verified Arrow
+    batches), ``duckdb`` (a whole intact file), ``arrow``, or ``records`` (one at a time:
+    older lines, or values the bulk readers refused)."""
 
 
 def read_journal(path: Path, start: int = 0, first_line: int = 1) -> JournalChunk | None:
@@ -142,12 +143,13 @@ def parse_journal(
     an Arrow batch are taken from the batch instead of being parsed again."""
     header_id, version = _header(head)
     chunk = JournalChunk(path, start, start, start + len(data), header_id, version)
-    keep, kinds_of, slow, line_ends = _scan(data, chunk, first_line, start)
+    keep, kinds_of, slow, line_ends = _scan(data, chunk, first_line)
     batches = _matching_batches(path, header_id, data, line_ends, keep, start)
     pieces: list[tuple[int, pa.Table]] = []
     readers = ["batches"] if batches else []
     whole = None
-    if not batches and start == 0 and not slow and keep == [(0, chunk.end)]:
+    whole_file = start == 0 and not slow and not chunk.problems and keep == [(0, chunk.end)]
+    if whole_file and not batches:
         schema = parse_options(kinds_of()).explicit_schema
         whole = _parse_whole_file(path, np.frombuffer(data, dtype=np.uint8), line_ends, schema)
     if whole is not None:
@@ -223,23 +225,23 @@ def _uncovered(
 
 
 def _header(line: bytes) -> tuple[str | None, int | None]:
-    if not line.endswith(b"\n"):
+    header_id = line_id(line)
+    if header_id is None:
         return None, None
     record = decode_line(line[:-1])
-    header_id = f"{zlib.crc32(line):08x}"
     if record is None or record.get("_t") != "header":
         return header_id, None
     return header_id, int(record.get("schema_version", 0) or 0)
 
 
 def _scan(
-    data: Any, chunk: JournalChunk, lineno: int, offset: int
+    data: Any, chunk: JournalChunk, lineno: int
 ) -> tuple[list[tuple[int, int]], Callable[[], set[bytes]], list[dict[str, Any]], np.ndarray]:
     """Check every line; returns byte spans of intact current-format lines to bulk-parse,
     a function giving the record kinds they hold (``b""`` when a line does not say;
     worked out only when lines are parsed rather than taken from batches), the decoded records
     of lines that need the slow path (older format), and where every line ends.
-    ``data`` starts at file offset ``offset``, at line number ``lineno``.
+    ``data`` starts at ``chunk.start``, at line number ``lineno``.
 
     The shape of every line (braces, trailer, hex digits, kind) is checked with numpy
     for all lines at once; only the CRC32 itself is a call per line."""
@@ -249,7 +251,7 @@ def _scan(
     count = len(ends)
     complete = int(ends[-1]) + 1 if count else 0
     chunk.lines += count
-    chunk.end = offset + complete
+    chunk.end = chunk.start + complete
     starts = np.empty_like(ends)
     if count:
         starts[0] = 0
@@ -393,7 +395,7 @@ def _parse_whole_file(
     DuckDB reads the file itself, which may have grown since it was checked: only as
     many rows as there were lines are kept, and each kept row must carry its line's
     checksum, so the rows are exactly the checked lines, in order."""
-    if _GLOB_CHARACTERS.intersection(str(path)) or "_c" in schema.names:
+    if _GLOB_CHARACTERS.intersection(str(path)) or CRC_FIELD in schema.names:
         return None
     types = [_DUCKDB_TYPES.get(f.type) for f in schema]
     if None in types:
@@ -402,7 +404,7 @@ def _parse_whole_file(
     quoted = str(path).replace("'", "''")
     query = (
         f"SELECT * FROM read_json('{quoted}', format = 'newline_delimited', "
-        f"columns = {{{columns}, '_c': 'VARCHAR'}}, maximum_object_size = 268435456)"
+        f"columns = {{{columns}, '{CRC_FIELD}': 'VARCHAR'}}, maximum_object_size = 268435456)"
     )
     try:
         table = _duckdb().sql(query).to_arrow_table()
@@ -412,10 +414,10 @@ def _parse_whole_file(
         return None
     table = table.slice(0, len(ends))
     written = raw[(ends - 10)[:, None] + _EIGHT].copy().view("S8").ravel()
-    parsed = table.column("_c").cast(pa.binary()).to_numpy(zero_copy_only=False)
+    parsed = table.column(CRC_FIELD).cast(pa.binary()).to_numpy(zero_copy_only=False)
     if not np.array_equal(parsed.astype("S8"), written):
         return None
-    return table.drop_columns(["_c"]).cast(schema)
+    return table.drop_columns([CRC_FIELD]).cast(schema)
 
 
 def _duckdb() -> Any:
