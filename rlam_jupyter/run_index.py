@@ -472,26 +472,10 @@ def build_from_store(con: Any, run_id: str) -> RunIndex:
     return index
 
 
-_STORE_COLUMNS = (
-    "seq",
-    "step_id",
-    "action",
-    "status",
-    "params",
-    "inputs",
-    "input_names",
-    "targets",
-    "outputs",
-    "seed",
-    "determinism",
-    "action_version",
-    "error_type",
-    "error_message",
-    "cached_from",
-    "recovers",
-    "env_id",
-    "source_text",
-)
+_STORE_COLUMNS = tuple("input_names" if f == "input_ids" else f for f in _ENTRY_FIELDS)
+"""The steps columns an index entry is built from: the index's own fields, with the
+trace's ``input_names`` where the index has ``input_ids`` (:func:`_entry_from_store`
+maps the two)."""
 
 
 def _entry_from_store(row: dict[str, Any]) -> StepEntry:
