@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import blake3
-from ulid import ULID
+
+from rlam_jupyter.store.atomic import write_atomically
 
 BATCH_LINES = 1000
 CRC_COLUMN = "_crc"
@@ -109,16 +110,7 @@ def _write_batch(folder: Path, start: int, end: int, table: Any, header_id: str)
     with ipc.new_file(sink, schema) as writer:
         writer.write_table(table.replace_schema_metadata(schema.metadata))
     data = sink.getvalue()
-    digest = _digest(data)
-    folder.mkdir(exist_ok=True)
-    temp = folder / f".tmp-{ULID()}"
-    try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, folder / f"{start:016d}-{end:016d}-{digest}.arrow")
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    write_atomically(folder / f"{start:016d}-{end:016d}-{_digest(data)}.arrow", data)
 
 
 def _digest(data: Any) -> str:
