@@ -15,18 +15,15 @@ def preview(value: Any, limit: int = 400) -> str:
     """A short, human-readable preview kept in the trace (never the full value)."""
     shape = getattr(value, "shape", None)
     try:
-        table = _table_preview(value)
-        estimator = None if table is not None else _estimator_preview(value)
-        if table is not None:
-            text = table
-        elif estimator is not None:
-            text = estimator
-        elif hasattr(value, "head") and shape is not None:
-            text = f"{type(value).__name__} {tuple(shape)}\n{value.head(5).to_string(max_cols=8)}"
-        elif shape is not None:
-            text = f"{type(value).__name__} {getattr(value, 'dtype', '')} {tuple(shape)}"
-        else:
-            text = repr(value)
+        text = _table_preview(value) or _estimator_preview(value)
+        if text is None:
+            if hasattr(value, "head") and shape is not None:
+                head = value.head(5).to_string(max_cols=8)
+                text = f"{type(value).__name__} {tuple(shape)}\n{head}"
+            elif shape is not None:
+                text = f"{type(value).__name__} {getattr(value, 'dtype', '')} {tuple(shape)}"
+            else:
+                text = repr(value)
     except Exception:
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
