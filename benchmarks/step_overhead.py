@@ -4,7 +4,7 @@ compared with a plain function call, and the overhead inside a real scikit-learn
 Run: ``python benchmarks/step_overhead.py [--steps 2000] [--repeats 9]``. Targets: p50 ≤ 0.5 ms
 per no-op step through the magic path (parse + check + execute + hash + journal, DESIGN.md);
 under 2 % of a realistic step (training a random forest), shown beside what plain
-``pickle.dumps`` of the same model costs.
+``pickle.dumps`` of the same model costs and what hashing it as the engine does costs.
 """
 
 from __future__ import annotations
@@ -80,12 +80,13 @@ def main() -> None:
 
 
 def _realistic_rows(workdir: Path, repeats: int) -> list[dict[str, object]]:
-    """Overhead on realistic steps: training a random forest on the paper's data and on a
-    larger synthetic table, each beside the cost of plain ``pickle.dumps`` of the model."""
+    """Overhead on realistic steps: training a random forest on the paper's data and on
+    synthetic tables of growing size (where the share falls under 2 %), each beside the
+    two floors: plain ``pickle.dumps`` of the model and hashing it as the engine does."""
     from rlam_jupyter.evaluation.side_by_side import realistic_step
 
     rows = []
-    for size in (None, 20_000):
+    for size in (None, 2_000, 5_000, 20_000):
         measured = realistic_step(repeats, workdir, rows=size)
         rows.append(
             {
@@ -98,6 +99,8 @@ def _realistic_rows(workdir: Path, repeats: int) -> list[dict[str, object]]:
                 "overhead_pct_of_step": round(measured["overhead_pct"], 2),
                 "plain_pickle_ms": round(measured["plain_pickle_ms"], 3),
                 "plain_pickle_pct_of_step": round(measured["plain_pickle_pct"], 2),
+                "content_address_ms": round(measured["content_address_ms"], 3),
+                "content_address_pct_of_step": round(measured["content_address_pct"], 2),
                 "n": repeats,
             }
         )

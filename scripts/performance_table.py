@@ -36,7 +36,9 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "Recording overhead per step (`benchmarks/step_overhead.py`)",
         "Realistic rows: overhead = the step's wall time minus its body's own time; "
         "plain_pickle = `pickle.dumps` of the same forest trained beside it, what keeping "
-        "the model costs any tool: the floor under the overhead column.",
+        "the model costs any tool; content_address = hashing it as the engine does "
+        "(canonical pickle + blake3, nothing written), what proving identical outputs by "
+        "hash costs: the floors under the overhead column.",
     ),
 }
 """Known benchmarks first, in this order, with a title and a one-line reading guide."""

@@ -37,6 +37,8 @@ def test_bench_upstream_emits_ratios_as_json(capsys: pytest.CaptureFixture[str])
     assert noop["ratio (ours/upstream)"] > 0
     realistic = data["upstream"]["raw"]["realistic"]
     assert realistic["body_ms"] > realistic["overhead_ms"] > 0
+    assert realistic["content_address_ms"] > 0
+    assert realistic["plain_pickle_ms"] > 0
     assert data["machine"]["cores"]
 
 
