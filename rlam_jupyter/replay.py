@@ -716,16 +716,29 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
         return None
 
 
-def _replay_parser() -> argparse.ArgumentParser:
-    parser = _MagicParser(
-        prog="%rlam replay", description="Restore a recorded run's outputs without re-running."
-    )
+def _replay_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments ``%rlam replay`` and ``rlam replay`` share."""
     parser.add_argument("run", help="run id, run name, or unique id prefix")
     parser.add_argument("--upto", default=None, help="last step to restore (number or step id)")
     parser.add_argument(
         "--verify", action="store_true", help="re-execute each step and compare output hashes"
     )
     return parser
+
+
+def _diff_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments ``%rlam diff`` and ``rlam diff`` share."""
+    parser.add_argument("run_a")
+    parser.add_argument("run_b")
+    return parser
+
+
+def _replay_parser() -> argparse.ArgumentParser:
+    return _replay_arguments(
+        _MagicParser(
+            prog="%rlam replay", description="Restore a recorded run's outputs without re-running."
+        )
+    )
 
 
 def _fork_parser() -> argparse.ArgumentParser:
@@ -748,10 +761,9 @@ def _fork_parser() -> argparse.ArgumentParser:
 
 
 def _diff_parser() -> argparse.ArgumentParser:
-    parser = _MagicParser(prog="%rlam diff", description="Step-aligned differences of two runs.")
-    parser.add_argument("run_a")
-    parser.add_argument("run_b")
-    return parser
+    return _diff_arguments(
+        _MagicParser(prog="%rlam diff", description="Step-aligned differences of two runs.")
+    )
 
 
 def _register_magic_commands() -> None:
@@ -794,14 +806,13 @@ _register_magic_commands()
 
 def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """``rlam replay RUN [--upto N] [--verify]``, ``rlam diff A B``, ``rlam forks RUN``."""
-    replay_cli = subparsers.add_parser(
-        "replay",
-        parents=[common],
-        help="check that a run restores from the store; --verify re-executes and compares",
+    replay_cli = _replay_arguments(
+        subparsers.add_parser(
+            "replay",
+            parents=[common],
+            help="check that a run restores from the store; --verify re-executes and compares",
+        )
     )
-    replay_cli.add_argument("run", help="run id, run name, or unique id prefix")
-    replay_cli.add_argument("--upto", default=None, help="last step (number or step id)")
-    replay_cli.add_argument("--verify", action="store_true", help="re-execute and compare hashes")
     replay_cli.add_argument(
         "--actions",
         action="append",
@@ -810,11 +821,11 @@ def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="import MODULE first, so the actions it defines can be verified (repeatable)",
     )
     replay_cli.set_defaults(handler=_replay_cli)
-    diff_cli = subparsers.add_parser(
-        "diff", parents=[common], help="step-aligned differences between two runs"
+    diff_cli = _diff_arguments(
+        subparsers.add_parser(
+            "diff", parents=[common], help="step-aligned differences between two runs"
+        )
     )
-    diff_cli.add_argument("run_a")
-    diff_cli.add_argument("run_b")
     diff_cli.set_defaults(handler=_diff_cli)
     forks_cli = subparsers.add_parser(
         "forks", parents=[common], help="the fork tree a run belongs to"
