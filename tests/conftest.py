@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh store folder and a real IPython shell with the extension loaded."""
+"""Shared fixtures: a fresh store folder, a real IPython shell with the extension loaded, and
+an engine whose store compacts only when a test says so (the store tests' engine)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from double_action import double_registry
 from IPython.core.interactiveshell import InteractiveShell
 
+from rlam_jupyter.engine import Engine
 from rlam_jupyter.magics import close_session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,3 +34,11 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Interacti
     yield ip
     close_session(ip)
     ip.reset(new_session=True)
+
+
+@pytest.fixture
+def engine(store: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """An engine with one action, ``double``, whose store never compacts on its own: each
+    test decides when to compact. A test file with an ``engine`` of its own overrides it."""
+    monkeypatch.setenv("RLAM_AUTO_COMPACT", "0")
+    return Engine(store, registry=double_registry())

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from rlam_jupyter.actions import Registry, build_spec
 from rlam_jupyter.engine import Engine, Run
 from rlam_jupyter.proposal import Proposal
 from rlam_jupyter.store import catalog
@@ -17,19 +16,6 @@ from rlam_jupyter.store.compaction import compact
 from rlam_jupyter.store.layout import StoreLayout
 
 VIEWS = ["runs", "steps", "step_events", "artifacts", "edges", "environments", "journal_problems"]
-
-
-def double(x: int) -> int:
-    """Twice x."""
-    return 2 * x
-
-
-@pytest.fixture
-def engine(store: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
-    monkeypatch.setenv("RLAM_AUTO_COMPACT", "0")  # each test decides when to compact
-    actions = Registry()
-    actions.add(build_spec(double))
-    return Engine(store, registry=actions)
 
 
 def steps(engine: Engine, run: Run, start: int, n: int) -> None:

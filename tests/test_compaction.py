@@ -10,8 +10,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from double_action import double_registry
 
-from rlam_jupyter.actions import Registry, build_spec
 from rlam_jupyter.engine import Engine, Run
 from rlam_jupyter.errors import StoreReadError
 from rlam_jupyter.proposal import Proposal
@@ -21,19 +21,6 @@ from rlam_jupyter.store.compaction import compact
 from rlam_jupyter.store.journal import JournalWriter
 from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.manifest import load_manifest
-
-
-def double(x: int) -> int:
-    """Twice x."""
-    return 2 * x
-
-
-@pytest.fixture
-def engine(store: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
-    monkeypatch.setenv("RLAM_AUTO_COMPACT", "0")  # each test decides when to compact
-    actions = Registry()
-    actions.add(build_spec(double))
-    return Engine(store, registry=actions)
 
 
 def run_steps(engine: Engine, n: int, name: str = "r", end: bool = True) -> Run:
@@ -112,9 +99,7 @@ def test_open_run_compacts_up_to_now_and_keeps_writing(engine: Engine, store: Pa
 
 def test_ending_a_run_compacts_it(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RLAM_AUTO_COMPACT", raising=False)
-    actions = Registry()
-    actions.add(build_spec(double))
-    engine = Engine(store, registry=actions)
+    engine = Engine(store, registry=double_registry())
     kept_open = run_steps(engine, 2, "open", end=False)
     ended = run_steps(engine, 2, "ended")
     assert [p.parent.name for p in journals(store)] == [kept_open.run_id]
@@ -249,9 +234,7 @@ def test_rlam_compact_magic_and_session_close(
 
     monkeypatch.delenv("RLAM_AUTO_COMPACT", raising=False)
     session = session_of(shell)
-    actions = Registry()
-    actions.add(build_spec(double))
-    session.engine.registry = actions
+    session.engine.registry = double_registry()
     shell.run_cell_magic("rlam", "--run nb --quiet", "a = double(x=2)")
     store = session.engine.layout.root
     capsys.readouterr()
