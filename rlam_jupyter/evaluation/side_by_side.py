@@ -16,6 +16,7 @@ Upstream is driven as its README shows (``Action`` + ``execute_action`` +
 from __future__ import annotations
 
 import gc
+import pickle
 import statistics
 import tempfile
 import time
@@ -236,8 +237,13 @@ def realistic_step(
     "identical outputs" by hash pays). Each is timed first after its training, cold as the
     engine's own bookkeeping is, on alternate steps."""
     from rlam_jupyter.engine import Engine
+    from rlam_jupyter.hashing import canonicalize
     from rlam_jupyter.proposal import parse_cell
 
+    keeping: dict[str, Callable[[Any], object]] = {
+        "content_address": canonicalize,
+        "pickle": lambda model: pickle.dumps(model, protocol=5),
+    }
     if repeats < 2:
         raise ValueError(f"realistic_step needs repeats >= 2 (one per floor), got {repeats}")
     engine = Engine(str(workdir / f"realistic-store-{rows or 'bc'}"))
@@ -250,7 +256,7 @@ def realistic_step(
     x_train, y_train = run.bindings["X_train"].value, run.bindings["y_train"].value
     overheads: list[float] = []
     bodies: list[float] = []
-    floors: dict[str, list[float]] = {"pickle": [], "content_address": []}
+    floors: dict[str, list[float]] = {name: [] for name in keeping}
     for i in range(repeats + 1):
         proposal = parse_cell(
             f'model{i} = train_model(X=X_train, y=y_train, model="random_forest", '
@@ -261,7 +267,7 @@ def realistic_step(
         result = engine.execute(run, proposal, use_cache=False)
         total = (time.perf_counter() - t0) * 1e3
         floor_kind = "pickle" if i % 2 else "content_address"
-        floor_ms = _keeping_ms(floor_kind, x_train, y_train, n_estimators, seed=i)
+        floor_ms = _keeping_ms(keeping[floor_kind], x_train, y_train, n_estimators, seed=i)
         if i == 0:
             continue  # warm-up
         body = result.duration_ms or 0.0
@@ -305,23 +311,17 @@ def _realistic_source(workdir: Path, rows: int | None) -> str:
     return f"load_csv(path={str(path)!r})"
 
 
-def _keeping_ms(kind: str, x_train: Any, y_train: Any, n_estimators: int, seed: int) -> float:
-    """Train the same forest with plain scikit-learn, then time the least a tool must do to
-    keep it: ``pickle.dumps`` (``kind="pickle"``), or hashing it the way the engine does
-    (``"content_address"``: canonical pickle + blake3, nothing written)."""
-    import pickle
-
+def _keeping_ms(
+    keep: Callable[[Any], object], x_train: Any, y_train: Any, n_estimators: int, seed: int
+) -> float:
+    """Train the same forest with plain scikit-learn, then time ``keep`` on it: the least a
+    tool must do to keep the model (``pickle.dumps``, or hashing it as the engine does)."""
     from sklearn.ensemble import RandomForestClassifier
-
-    from rlam_jupyter.hashing import canonicalize
 
     model = RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=1)
     model.fit(x_train, y_train)
     t0 = time.perf_counter()
-    if kind == "pickle":
-        pickle.dumps(model, protocol=5)
-    else:
-        canonicalize(model)
+    keep(model)
     return (time.perf_counter() - t0) * 1e3
 
 
