@@ -9,12 +9,13 @@ annotation. The JSON Schema of each action is what an LLM sees as a tool.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import inspect
 import json
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args, get_origin, overload
 
@@ -27,6 +28,7 @@ from pydantic import (
     create_model,
 )
 
+from rlam_jupyter.action_identity import ActionIdentity, identify
 from rlam_jupyter.hashing import digest_bytes
 
 Determinism = Literal["pure", "seeded", "external"]
@@ -66,6 +68,9 @@ class ActionSpec:
     wants_rng: bool
     source_hash: str
     positional: tuple[str, ...] = field(default=())
+    walk_dependencies: bool = True
+    """False when ``source_hash`` is the whole identity (a ``%%rlam python`` cell: its
+    source is its parameter, run in a namespace of its declared inputs only)."""
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -73,8 +78,16 @@ class ActionSpec:
 
     @property
     def identity(self) -> str:
-        """What the cache key depends on: name, declared version and the body's source."""
+        """Name, declared version and the body's source: what the action was registered as.
+        A step records :meth:`current_identity` instead, which covers what it calls."""
         return f"{self.name}@{self.version}#{self.source_hash[:16]}"
+
+    def current_identity(self, input_types: Iterable[type] = ()) -> ActionIdentity:
+        """The identity a step of this action has now: its code and, transitively, the
+        user code and package versions it depends on (see :mod:`action_identity`)."""
+        if not self.walk_dependencies:
+            return ActionIdentity(self.name, self.version, self.source_hash)
+        return identify(self.name, self.version, self.func, input_types)
 
     def params_schema(self) -> dict[str, Any]:
         return self.params_model.model_json_schema()
@@ -181,6 +194,19 @@ class Registry(Mapping[str, ActionSpec]):
 
 _REGISTRY = Registry()
 _catalogue_loaded = False
+_COLLECTORS: list[Registry] = []
+"""While not empty, ``@action`` registers into the last of these instead of the registry."""
+
+
+@contextlib.contextmanager
+def collecting_actions(target: Registry) -> Iterator[Registry]:
+    """Send the ``@action`` registrations made inside the block to ``target`` (rebuilding
+    recorded actions must not replace the ones the user registered)."""
+    _COLLECTORS.append(target)
+    try:
+        yield target
+    finally:
+        _COLLECTORS.pop()
 
 
 def registry() -> Registry:
@@ -239,7 +265,7 @@ def action(
             cache=cache,
             outputs=outputs,
         )
-        _REGISTRY.add(spec)
+        (_COLLECTORS[-1] if _COLLECTORS else _REGISTRY).add(spec)
         return target
 
     if func is not None:

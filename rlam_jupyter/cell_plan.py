@@ -46,13 +46,18 @@ def independent_calls(
             continue
         seed = derive_seed(run.seed, run.next_seq + offset)
         bindings = {pname: run.bindings[name] for pname, name in proposal.inputs.items()}
-        if use_cache and spec.cache:
-            key = engine._cache_key(
-                spec, checked.params_json, {p: b.artifact_id for p, b in bindings.items()}, seed
-            )
-            if engine.cache.get(key) is not None:
-                continue
         values = {pname: engine.value(b) for pname, b in bindings.items()}
+        if use_cache and spec.cache:
+            identity = spec.current_identity({type(v) for v in values.values()})
+            key = engine._cache_key(
+                spec,
+                identity,
+                checked.params_json,
+                {p: b.artifact_id for p, b in bindings.items()},
+                seed,
+            )
+            if not identity.uncacheable and engine.cache.get(key) is not None:
+                continue
         calls.append(
             StepCall(
                 spec,

@@ -18,6 +18,8 @@ from typing import Any
 
 from ulid import ULID
 
+from rlam_jupyter.action_identity import ActionIdentity
+from rlam_jupyter.action_source import action_record, capture
 from rlam_jupyter.actions import ActionSpec, Registry
 from rlam_jupyter.actions import registry as default_registry
 from rlam_jupyter.cache import CacheEntry, StepCache
@@ -64,7 +66,7 @@ class Binding:
     loaded: bool = True
     fingerprint: str | None = None
     """``quick_fingerprint`` of ``value`` when it was last known to equal the recorded
-    artifact: lets ``_verify_inputs`` skip re-encoding an unchanged DataFrame."""
+    artifact: lets ``protect_inputs`` skip re-encoding an unchanged DataFrame."""
 
 
 @dataclass
@@ -88,6 +90,8 @@ class Run:
     """Compact record of this run's steps (what replay and fork read without the store)."""
     worker_envs: set[str] = field(default_factory=set)
     """Environments of executor workers already recorded for this run."""
+    action_versions: set[str] = field(default_factory=set)
+    """Action versions whose source this run has recorded (``actions`` table)."""
 
     @property
     def failed_steps(self) -> list[StepResult]:
@@ -321,14 +325,16 @@ class Engine:
         dry_run: bool = False,
         recovers: str | None = None,
         proposed_by: str | None = None,
+        spec: ActionSpec | None = None,
     ) -> StepResult:
         """Check, record and (unless ``dry_run``) execute one proposal. Never raises for
         a rejection or a failure of the action: those are results, recorded.
 
         ``recovers`` names the failed step this one answers: its step id, or its
-        number (``seq``) in this run."""
+        number (``seq``) in this run. ``spec``: run this action instead of the registry's
+        of the same name (a recorded ``python`` cell, an action rebuilt from its source)."""
         try:
-            checked = check(proposal, self.registry, _BoundValues(self, run.bindings))
+            checked = check(proposal, self.registry, _BoundValues(self, run.bindings), spec)
             refusal = self.policy.refusal(checked.spec.name)
             if refusal:
                 raise ProposalRejected(
@@ -347,10 +353,17 @@ class Engine:
         seq, step_id = self._next_step(run)
         seed = derive_seed(run.seed, seq)
         inputs = {pname: run.bindings[name] for pname, name in proposal.inputs.items()}
-        notes = self._verify_inputs(inputs)
+        notes = self.protect_inputs(inputs)
         input_ids = {pname: b.artifact_id for pname, b in inputs.items()}
-        cache_key = self._cache_key(spec, checked.params_json, input_ids, seed)
+        identity = spec.current_identity({type(b.value) for b in inputs.values()})
+        self._record_action(run, spec, identity)
+        cache_key: str | None = self._cache_key(spec, identity, checked.params_json, input_ids, seed)
+        cacheable = spec.cache and spec.determinism != "external" and not identity.uncacheable
+        if identity.uncacheable and spec.cache and spec.determinism != "external":
+            cache_key = None  # a key that cannot cover the code must never serve a step
+            notes.append(f"not served from the cache and not cached: {identity.uncacheable}")
         common: dict[str, Any] = {
+            "action_version": identity.version_id,
             "params": checked.params_json,
             "input_ids": input_ids,
             "seed": seed,
@@ -380,11 +393,7 @@ class Engine:
             )
             run.results.append(result)
             return result
-        hit = (
-            self.cache.get(cache_key)
-            if (use_cache and spec.cache and spec.determinism != "external")
-            else None
-        )
+        hit = self.cache.get(cache_key) if (use_cache and cacheable and cache_key) else None
         if hit is not None:
             cached = self._serve_cached(run, step_id, seq, proposal, hit, common)
             if cached is not None:
@@ -455,7 +464,7 @@ class Engine:
         store_notes += run.writer.pending_notes() + self.objects.take_write_failures()
         for binding in bindings:
             run.bindings[binding.name] = binding
-        if spec.cache and spec.determinism != "external" and all(b.object_path for b in bindings):
+        if cacheable and cache_key and all(b.object_path for b in bindings):
             self.cache.put(
                 cache_key,
                 CacheEntry(
@@ -526,6 +535,16 @@ class Engine:
         )
         return self.executor.run(call)
 
+    def _record_action(self, run: Run, spec: ActionSpec, identity: ActionIdentity) -> None:
+        """Record where an action version came from, the first time the run uses it, so
+        the run can be re-executed where the notebook that defined it is not running."""
+        if not spec.walk_dependencies or identity.version_id in run.action_versions:
+            return
+        run.action_versions.add(identity.version_id)
+        record = action_record(run.run_id, spec, identity, capture(spec, identity))
+        record["recorded_at"] = now_us()
+        run.writer.append("actions", record)
+
     def _placed(self, run: Run, placement: Placement) -> Placement | None:
         """Record the environment of a worker the first time a run uses it; None for the
         kernel itself (its host and environment are the run's)."""
@@ -593,9 +612,10 @@ class Engine:
             binding.fingerprint = quick_fingerprint(binding.value)
         return binding.value
 
-    def _verify_inputs(self, inputs: Mapping[str, Binding]) -> list[str]:
+    def protect_inputs(self, inputs: Mapping[str, Binding]) -> list[str]:
         """Recorded inputs are snapshots: if a value was edited in place since it was
-        recorded, hand the step the recorded bytes again instead of the edited object."""
+        recorded, hand the step the recorded bytes again instead of the edited object.
+        Every path that runs an action on recorded inputs goes through here."""
         notes = []
         for _pname, binding in inputs.items():
             self._value(binding)
@@ -616,10 +636,14 @@ class Engine:
 
     @staticmethod
     def _cache_key(
-        spec: ActionSpec, params: Mapping[str, Any], inputs: Mapping[str, str], seed: int
+        spec: ActionSpec,
+        identity: ActionIdentity,
+        params: Mapping[str, Any],
+        inputs: Mapping[str, str],
+        seed: int,
     ) -> str:
         material = {
-            "action": spec.identity,
+            "action": identity.digest,
             "params": params,
             "inputs": dict(inputs),
             "seed": seed if spec.determinism == "seeded" else None,
@@ -756,6 +780,7 @@ class Engine:
         status: str,
         action: str,
         spec: ActionSpec | None = None,
+        action_version: str | None = None,
         params: Mapping[str, Any] | None = None,
         input_ids: Mapping[str, str] | None = None,
         outputs: Mapping[str, str] | None = None,
@@ -792,7 +817,7 @@ class Engine:
             "step_id": step_id,
             "seq": seq,
             "action": action,
-            "action_version": spec.identity if spec else None,
+            "action_version": action_version,
             "determinism": spec.determinism if spec else None,
             "params": encoded["params"],
             "inputs": encoded["inputs"],
@@ -836,7 +861,7 @@ class Engine:
                     outputs=dict(outputs or {}),
                     seed=seed,
                     determinism=spec.determinism if spec else None,
-                    action_version=spec.identity if spec else None,
+                    action_version=action_version,
                     error_type=error.type if error else None,
                     error_message=error.message if error else None,
                     cached_from=cached_from,
@@ -912,7 +937,7 @@ class Engine:
                 proposal.source_text,
             )
             try:
-                return check(edited, self.registry, _BoundValues(self, run.bindings))
+                return check(edited, self.registry, _BoundValues(self, run.bindings), checked.spec)
             except ProposalRejected as rejection:
                 return self.reject(run, edited, rejection, cell, proposed_by=proposed_by)
         return checked
@@ -925,7 +950,7 @@ def _snapshot(canonical: Canonical, value: Any) -> Any:
     scikit-learn estimators are the exception: their pickle round trip is faithful by
     design (same state, same array layout), so the live object is handed on and the
     restore (milliseconds for a forest) is skipped. An in-place edit is still caught,
-    because ``_verify_inputs`` re-hashes an input before each use.
+    because ``protect_inputs`` re-hashes an input before each use.
     """
     if not canonical.restorable:
         return value

@@ -14,16 +14,13 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
-from pydantic import ConfigDict, create_model
 
-from rlam_jupyter.actions import ActionSpec, InputSpec
 from rlam_jupyter.hashing import digest_bytes
 from rlam_jupyter.magics import finish_cell, register_command
 from rlam_jupyter.proposal import Proposal
+from rlam_jupyter.python_cell import ACTION_NAME, python_spec
 from rlam_jupyter.session import Session
 from rlam_jupyter.trace import CellInfo
-
-ACTION_NAME = "python"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,41 +42,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def python_spec(source: str, inputs: list[str], outputs: list[str], pure: bool) -> ActionSpec:
-    """An action spec for one code cell: its identity is the hash of its source."""
-
-    def run_code(source: str, **values: Any) -> Any:
-        namespace: dict[str, Any] = dict(values)
-        exec(compile(source, "<%%rlam python>", "exec"), namespace)
-        missing = [name for name in outputs if name not in namespace]
-        if missing:
-            raise NameError(f"the cell did not define the declared output(s) {missing}")
-        if len(outputs) == 1:
-            return namespace[outputs[0]]
-        return tuple(namespace[name] for name in outputs)
-
-    source_hash = digest_bytes("source", source.encode())
-    params = create_model(
-        "python_params", __config__=ConfigDict(strict=True, extra="forbid"), source=(str, ...)
-    )
-    return ActionSpec(
-        name=ACTION_NAME,
-        func=run_code,
-        version="1",
-        determinism="pure" if pure else "external",
-        requires_approval=False,
-        cache=pure,
-        description="A reviewed Python cell (escape hatch).",
-        params_model=params,
-        inputs={name: InputSpec(name, object, True) for name in inputs},
-        outputs=tuple(outputs),
-        output_types=tuple(object for _ in outputs),
-        wants_rng=False,
-        source_hash=source_hash,
-        positional=(),
-    )
-
-
 @register_command("python", cell=True)
 def python_cell(magics: Magics, session: Session, argv: list[str], cell: str | None) -> Any:
     """``%%rlam python --inputs a b --outputs c``: execute the cell body as one step."""
@@ -90,8 +52,7 @@ def python_cell(magics: Magics, session: Session, argv: list[str], cell: str | N
     except (argparse.ArgumentError, SystemExit) as exc:
         raise UsageError(f"%%rlam python: {exc}") from None
     run = session.run_for(args.run, args.seed)
-    registry = session.engine.registry
-    if ACTION_NAME in registry and registry[ACTION_NAME].func.__name__ != "run_code":
+    if ACTION_NAME in session.engine.registry:
         raise UsageError(
             "an action named 'python' is already registered; rename it to use the escape hatch"
         )
@@ -112,9 +73,5 @@ def python_cell(magics: Magics, session: Session, argv: list[str], cell: str | N
         execution_count=getattr(shell, "execution_count", None),
         source_hash=digest_bytes("cell", cell.encode()),
     )
-    registry.add(spec)
-    try:
-        results = session.execute(run, [proposal], cell=info)
-    finally:
-        registry.remove(ACTION_NAME)
+    results = session.execute(run, [proposal], cell=info, spec=spec)
     return finish_cell(run.name, results, quiet=False, verbose=args.verbose)

@@ -386,14 +386,22 @@ PENDING: Any = type("Pending", (), {"__repr__": lambda self: "<bound by an earli
 """Value of a name that an earlier statement of the same cell will bind (types unknown yet)."""
 
 
-def check(proposal: Proposal, registry: Registry, bound: Mapping[str, Any]) -> CheckedProposal:
+def check(
+    proposal: Proposal,
+    registry: Registry,
+    bound: Mapping[str, Any],
+    spec: ActionSpec | None = None,
+) -> CheckedProposal:
     """Validate a proposal against its action's schema and the names bound so far.
 
     ``bound`` maps artifact names available to this step to their current values
-    (used to check input types). Raises :class:`ProposalRejected`.
+    (used to check input types). ``spec``: the action to check against instead of the
+    registry's (a recorded ``python`` cell, an action rebuilt from recorded source).
+    Raises :class:`ProposalRejected`.
     """
     where: dict[str, Any] = {"line": proposal.line, "col": proposal.col, "action": proposal.action}
-    spec = registry.get(proposal.action)
+    if spec is None:
+        spec = registry.get(proposal.action)
     if spec is None:
         raise ProposalRejected(
             f"unknown action {proposal.action!r}", hint=suggest(proposal.action, registry), **where

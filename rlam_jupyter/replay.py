@@ -25,12 +25,13 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rlam_jupyter.actions import Registry
+from rlam_jupyter.actions import ActionSpec, Registry
 from rlam_jupyter.engine import Binding, Engine, Run
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.fingerprint import compare, fingerprint
 from rlam_jupyter.hashing import canonicalize, digest_as
 from rlam_jupyter.proposal import Proposal, ProposalRejected
+from rlam_jupyter.recorded_actions import RecordedActions, rows_from_store
 from rlam_jupyter.replay_views import (
     ForkReport,
     MetricDiff,
@@ -282,10 +283,11 @@ def _verify(
     engine: Engine, lineage: Lineage, steps: list[StepEntry], restored: list[ReplayStep]
 ) -> list[ReplayStep]:
     """Re-execute each re-executable step on its recorded inputs, seed and parameters."""
-    inputs_cache: dict[str, Any] = {}
+    inputs_cache: dict[str, Binding] = {}
+    actions = RecordedActions(engine.registry, rows_from_store(engine.layout))
     verified = []
     for entry, step in zip(_progress(steps, "verify"), restored, strict=True):
-        outcome, differences = _verify_step(engine, lineage, entry, inputs_cache)
+        outcome, differences = _verify_step(engine, lineage, entry, inputs_cache, actions)
         verified.append(
             ReplayStep(
                 step.seq,
@@ -303,28 +305,44 @@ def _verify(
 
 
 def _verify_step(
-    engine: Engine, lineage: Lineage, entry: StepEntry, inputs_cache: dict[str, Any]
+    engine: Engine,
+    lineage: Lineage,
+    entry: StepEntry,
+    inputs_cache: dict[str, Binding],
+    actions: RecordedActions,
 ) -> tuple[str, list[str]]:
     if entry.determinism == "external":
-        return "skipped (external)", []
+        return "skipped (external)", [
+            "external steps are never re-run: their recorded outputs are what they gave"
+        ]
     if entry.status not in ("succeeded", "cached", "failed"):
         return f"skipped ({entry.status})", []
-    spec = engine.registry.get(entry.action)
+    resolved = actions.for_step(
+        entry.action,
+        entry.action_version,
+        entry.determinism,
+        entry.params,
+        list(entry.input_ids or entry.inputs),
+        entry.targets,
+    )
+    spec = resolved.spec
     if spec is None:
-        return "skipped (action not registered)", [
-            f"register the action {entry.action!r} (import its module) to verify this step"
-        ]
-    notes = []
-    if entry.action_version and entry.action_version != spec.identity:
-        notes.append(f"action changed since recorded ({entry.action_version} → {spec.identity})")
-    inputs: dict[str, Any] = {}
+        return "skipped (action not registered)", [resolved.reason]
+    notes = list(resolved.notes)
+    bindings: dict[str, Binding] = {}
     for pname, artifact_id in entry.input_ids.items():
         if artifact_id not in inputs_cache:
             ref = lineage.artifact(artifact_id)
             if ref is None or ref.object_path is None or not engine.objects.exists(ref.object_path):
                 return "skipped (input not restorable)", [f"input {pname} ({short(artifact_id)})"]
-            inputs_cache[artifact_id] = engine.objects.get(ref.object_path)
-        inputs[pname] = inputs_cache[artifact_id]
+            inputs_cache[artifact_id] = Binding(
+                pname, artifact_id, "", ref.kind, ref.object_path, None, loaded=False
+            )
+        bindings[pname] = inputs_cache[artifact_id]
+    # the same protection as a live run: an input edited in place by an earlier
+    # re-executed step is handed over as recorded again
+    engine.protect_inputs(bindings)
+    inputs = {pname: binding.value for pname, binding in bindings.items()}
     try:
         params = spec.validate_params(entry.params).__dict__
     except Exception as exc:
@@ -442,13 +460,14 @@ def fork(
             f"run {parent.name} has no step {seq}; its steps are 1..{lineage.last_seq()}"
         )
     _owner, entry = found
-    spec = ctx.engine.registry.get(entry.action)
+    engine = ctx.engine
+    actions = RecordedActions(engine.registry, rows_from_store(engine.layout))
+    resolved = _fork_action(actions, entry)
+    spec = resolved.spec
     if spec is None:
         raise RlamError(
-            f"step {seq} of run {parent.name} calls {entry.action!r}, which is not a registered "
-            "action here; import the module that defines it, then fork again"
+            f"step {seq} of run {parent.name} cannot be re-proposed here: {resolved.reason}"
         )
-    engine = ctx.engine
     fork_name = name or _fork_name(parent.name, seq)
     new_run = start_fork_run(
         engine, lineage, seq, fork_name, notebook=ctx.session.notebook if ctx.session else None
@@ -466,7 +485,7 @@ def fork(
         origin="fork",
     )
     new_run.next_seq = seq
-    first = engine.execute(new_run, proposal)
+    first = engine.execute(new_run, proposal, spec=_unregistered(engine, spec))
     results = [first]
     if first.status == "rejected":
         engine.end_run(new_run, "failed")
@@ -477,7 +496,7 @@ def fork(
             action=entry.action,
         )
     if downstream and first.status != "failed":
-        results += _rerun_downstream(engine, new_run, lineage, seq)
+        results += _rerun_downstream(engine, new_run, lineage, seq, actions)
     report = ForkReport(
         run_id=new_run.run_id,
         name=new_run.name,
@@ -503,7 +522,28 @@ def _fork_name(parent_name: str, seq: int) -> str:
     return f"{parent_name}-fork{seq}-{str(ULID())[-4:].lower()}"
 
 
-def _rerun_downstream(engine: Engine, run: Run, lineage: Lineage, seq: int) -> list[Any]:
+def _fork_action(actions: RecordedActions, entry: StepEntry) -> Any:
+    """The action a fork re-proposes a recorded step with: the current definition if
+    there is one (a fork asks what would happen now), else the recorded one rebuilt."""
+    return actions.for_step(
+        entry.action,
+        entry.action_version,
+        entry.determinism,
+        entry.params,
+        list(entry.input_ids or entry.inputs),
+        entry.targets,
+        prefer_current=True,
+    )
+
+
+def _unregistered(engine: Engine, spec: ActionSpec) -> ActionSpec | None:
+    """``spec`` when it is not the registry's own (a python cell, a rebuilt action)."""
+    return None if engine.registry.get(spec.name) is spec else spec
+
+
+def _rerun_downstream(
+    engine: Engine, run: Run, lineage: Lineage, seq: int, actions: RecordedActions
+) -> list[Any]:
     """Re-propose the parent's later steps in order, at their recorded positions (so
     their seeds, and hence cache keys, match where their inputs are unchanged)."""
     later = lineage.steps_after(seq)
@@ -515,10 +555,12 @@ def _rerun_downstream(engine: Engine, run: Run, lineage: Lineage, seq: int) -> l
             continue  # rejected and unfinished steps never ran; nothing to re-run
         recovers = mapped.get(entry.recovers) if entry.recovers else None
         run.next_seq = entry.seq
+        spec = _fork_action(actions, entry).spec
         result = engine.execute(
             run,
             Proposal(entry.action, entry.params, entry.inputs, entry.targets, origin="fork"),
             recovers=recovers,
+            spec=_unregistered(engine, spec) if spec is not None else None,
         )
         results.append(result)
         if result.status == "rejected":

@@ -11,6 +11,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlam_jupyter.actions import ActionSpec
 from rlam_jupyter.engine import Engine, Run
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.policy import Policy
@@ -97,8 +98,10 @@ class Session:
         use_cache: bool = True,
         dry_run: bool = False,
         recovers: str | None = None,
+        spec: ActionSpec | None = None,
     ) -> list[StepResult]:
-        """Run a cell's proposals in order and bind their outputs into the namespace."""
+        """Run a cell's proposals in order and bind their outputs into the namespace
+        (``spec``: the action of a single proposal that is not in the registry)."""
         results: list[StepResult] = []
         for index, proposal in enumerate(proposals):
             result = self.engine.execute(
@@ -108,6 +111,7 @@ class Session:
                 use_cache=use_cache,
                 dry_run=dry_run,
                 recovers=recovers if index == 0 else None,
+                spec=spec,
             )
             results.append(result)
             self.bind(run, proposal)

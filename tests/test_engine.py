@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -17,18 +17,39 @@ from rlam_jupyter.magics import StepFailedError
 from rlam_jupyter.proposal import Proposal, parse_cell
 from rlam_jupyter.trace import StepResult
 
-CALLS: Counter[str] = Counter()
+class _Calls:
+    """How often each test action's body ran, counted in a file: a Python global the
+    actions wrote to would be part of their identity (its value changes with every call,
+    so no step could ever be served from the cache)."""
+
+    def __getitem__(self, name: str) -> int:
+        return _calls_file().read_text().split().count(name)
+
+    def clear(self) -> None:
+        _calls_file().write_text("")
+
+
+CALLS = _Calls()
+
+
+def _calls_file() -> Path:
+    return Path(os.environ["RLAM_TEST_CALLS"])
+
+
+def _called(name: str) -> None:
+    with open(os.environ["RLAM_TEST_CALLS"], "a") as log:
+        log.write(name + "\n")
 
 
 def count_rows(data: pd.DataFrame) -> int:
     """Counts its own calls, so a test can see whether the body ran."""
-    CALLS["count_rows"] += 1
+    _called("count_rows")
     return len(data)
 
 
 def always_fresh(data: pd.DataFrame) -> int:
     """An action that opts out of the cache."""
-    CALLS["always_fresh"] += 1
+    _called("always_fresh")
     return int(data.shape[1])
 
 
@@ -47,8 +68,9 @@ rows = count_rows(data=data)
 
 
 @pytest.fixture
-def actions() -> Registry:
+def actions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
     """The built-in catalogue plus this module's test actions (kept out of the global registry)."""
+    monkeypatch.setenv("RLAM_TEST_CALLS", str(tmp_path / "calls.txt"))
     CALLS.clear()
     reg = Registry()
     for spec in registry().values():

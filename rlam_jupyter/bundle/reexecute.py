@@ -233,7 +233,7 @@ def _reexecute_python_cell(
     objects: ObjectStore,
 ) -> tuple[str, str]:
     """A ``%%rlam python --pure`` cell: its recorded source is its action (never registered)."""
-    from rlam_jupyter.escape_hatch import python_spec
+    from rlam_jupyter.python_cell import python_spec
 
     source = json_field(step, "params", {}).get("source")
     if not isinstance(source, str):

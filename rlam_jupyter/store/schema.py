@@ -155,6 +155,30 @@ APPROVALS = pa.schema(
     ]
 )
 
+ACTIONS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("action_version", pa.string()),
+        ("name", pa.string()),
+        ("version", pa.string()),
+        ("determinism", pa.string()),
+        ("origin", pa.string()),
+        ("module", pa.string()),
+        ("source", pa.string()),
+        ("source_hash", pa.string()),
+        ("missing", pa.string()),
+        ("dependencies", pa.string()),
+        ("packages", pa.string()),
+        ("uncacheable", pa.string()),
+        ("recorded_at", _TS),
+        ("event_no", pa.int64()),
+    ]
+)
+"""One row per action version a run used (``steps.action_version``): where it was defined
+(``origin`` cell / module / package, and the ``source`` to rebuild it, JSON, checked
+against ``source_hash``), what it depends on, and why its steps are never served from
+the cache (``uncacheable``), if they are not."""
+
 TABLES: dict[str, pa.Schema] = {
     "runs": RUNS,
     "steps": STEPS,
@@ -163,6 +187,7 @@ TABLES: dict[str, pa.Schema] = {
     "environments": ENVIRONMENTS,
     "llm_calls": LLM_CALLS,
     "approvals": APPROVALS,
+    "actions": ACTIONS,
 }
 """Journal record kind (``record["kind"]``) → table schema."""
 
