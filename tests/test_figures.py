@@ -37,6 +37,7 @@ X_train, X_test, y_train, y_test = split(data=data, stratify=False)
 model = fit_ridge(X=X_train, y=y_train)
 fig = residual_plot(model=model, X=X_test, y=y_test)
 ax = residual_axes(model=model, X=X_test, y=y_test)
+chart = plot(data=data, x="bmi", y="target", color_by="age", title="diabetes")
 """
 
 CHILD = """
@@ -111,7 +112,7 @@ def test_two_processes_give_a_figure_the_same_hash_where_its_pickle_differs() ->
 def test_verify_reports_the_pure_figure_steps_identical(store: Path, actions: Registry) -> None:
     record(store, actions)
     report = replay("figs", verify=True, store=store, namespace={}, registry=actions)
-    assert [s.verify for s in report.steps] == ["identical"] * 5, report.summary()
+    assert [s.verify for s in report.steps] == ["identical"] * 6, report.summary()
     assert report.ok
 
 
@@ -130,15 +131,18 @@ def test_replay_hands_back_live_figures_whose_hash_is_the_recorded_one(
         "where kind = 'figure' order by name"
     ).fetchall()
     con.close()
-    assert [row[0] for row in rows] == ["result", "result"]
-    restored = {id(namespace["fig"]): namespace["fig"], id(namespace["ax"]): namespace["ax"]}
-    recorded = {row[1] for row in rows}
-    assert {digest_as(value, "figure") for value in restored.values()} == recorded
-    for _name, artifact_id, kind, object_path, preview in rows:
+    assert [row[0] for row in rows] == ["result"] * 3
+    restored = [namespace["fig"], namespace["ax"], namespace["chart"]]
+    assert {digest_as(value, "figure") for value in restored} == {row[1] for row in rows}
+    assert sorted(row[4] for row in rows) == [
+        "Axes 0 'Residuals' of Figure 500×350 px · 1 axes: 'Residuals'",
+        "Figure 500×350 px · 1 axes: 'Residuals'",
+        "Figure 500×350 px · 2 axes: 'diabetes'",
+    ]
+    for _name, artifact_id, kind, object_path, _preview in rows:
         payload = (store / object_path).read_bytes()
         assert object_matches(kind, payload, artifact_id)
         assert figures.unpack(payload).png.startswith(b"\x89PNG")
-        assert "500×350" in preview
 
 
 def test_verify_catches_a_figure_that_really_changes(store: Path, actions: Registry) -> None:
@@ -189,6 +193,7 @@ def test_rlam_verify_reexecute_of_a_bundle_with_figure_steps(
         ("fit_ridge", "identical"),
         ("residual_plot", "identical"),
         ("residual_axes", "identical"),
+        ("plot", "identical"),
     ]
 
 
@@ -259,3 +264,21 @@ def test_a_stored_figure_that_was_altered_does_not_verify() -> None:
     with pytest.raises(ValueError, match="not a stored figure"):
         figures.unpack(b"junk")
     assert digest_bytes("figure", payload) != digest  # the raw bytes are not the address
+
+
+def test_the_catalogue_plot_action_in_a_notebook_cell_gives_a_figure(shell: Any) -> None:
+    shell.run_cell_magic(
+        "rlam",
+        "--run nb --seed 1 --quiet",
+        'data = load_dataset(name="iris")\n'
+        'hist = plot(data=data, x="sepal length (cm)", kind="hist")\n',
+    )
+    assert isinstance(shell.user_ns["hist"], Figure)
+    assert shell.user_ns["hist"].axes[0].get_ylabel() == "count"
+    con = connect(Path(".rlam"))
+    kind, preview = con.execute(
+        "select kind, preview from artifacts where name = 'result' and run_id in "
+        "(select run_id from runs where name = 'nb') and kind = 'figure'"
+    ).fetchone()
+    con.close()
+    assert (kind, preview) == ("figure", "Figure 500×350 px · 1 axes")
