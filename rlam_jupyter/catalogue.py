@@ -186,3 +186,47 @@ def evaluate(model: BaseEstimator, X: pd.DataFrame, y: pd.Series) -> dict[str, f
 def predict(model: BaseEstimator, X: pd.DataFrame) -> np.ndarray:
     """Predicted labels for the rows of ``X``."""
     return np.asarray(model.predict(X))
+
+
+@action
+def plot(
+    data: pd.DataFrame,
+    x: str,
+    y: str | None = None,
+    kind: Literal["scatter", "line", "hist"] = "scatter",
+    color_by: str | None = None,
+    title: str | None = None,
+) -> Any:
+    """A matplotlib ``Figure`` of columns of ``data``: ``y`` against ``x`` (scatter, line),
+    or the distribution of ``x`` (hist). Recorded by its rendering; needs matplotlib."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError(
+            "the plot action draws with matplotlib, which is not installed: pip install matplotlib"
+        ) from None
+    named = [c for c in (x, y, color_by) if c is not None]
+    missing = [c for c in named if c not in data.columns]
+    if missing:
+        raise KeyError(f"columns not in the data: {missing}; available: {list(data.columns)[:20]}")
+    if kind != "hist" and y is None:
+        raise ValueError(f"a {kind} plot needs y= (the column drawn against {x!r})")
+    figure = Figure(figsize=(5, 3.5))
+    axes = figure.subplots()
+    colors = data[color_by] if color_by is not None else None
+    if kind == "hist":
+        axes.hist(data[x], bins=30)
+        axes.set_ylabel("count")
+    elif kind == "line":
+        axes.plot(data[x], data[y])
+        axes.set_ylabel(str(y))
+    else:
+        points = axes.scatter(data[x], data[y], c=colors, s=10, alpha=0.7)
+        axes.set_ylabel(str(y))
+        if color_by is not None:
+            figure.colorbar(points, ax=axes, label=color_by)
+    axes.set_xlabel(x)
+    if title is not None:
+        axes.set_title(title)
+    figure.tight_layout()
+    return figure

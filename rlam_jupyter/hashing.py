@@ -4,8 +4,10 @@ Every value gets a *kind* and canonical bytes; its hash is blake3 over the kind 
 those bytes, so equal content gives equal hashes across processes and machines:
 DataFrames through Arrow IPC (schema metadata stripped, so the pandas version does
 not leak into the hash), NumPy arrays through the ``.npy`` format, plain JSON values
-through sorted, compact JSON, and everything else (estimators, models) through a
-value-canonical pickle (kind ``pickle2``, see :mod:`rlam_jupyter.canonical_pickle`).
+through sorted, compact JSON, matplotlib figures and axes through a deterministic
+rendering (kind ``figure``, see :mod:`rlam_jupyter.figures`: their pickle differs in every
+process), and everything else (estimators, models) through a value-canonical pickle
+(kind ``pickle2``, see :mod:`rlam_jupyter.canonical_pickle`).
 
 Older stores hold kind ``pickle`` (a slower memo-free pickle); those
 objects still restore and verify, and :func:`digest_as` re-hashes a value the way its
@@ -70,10 +72,13 @@ _EXTENSIONS = {
     "table": ".arrows",
     "pickle": ".pkl",
     "pickle2": ".pkl",
+    "figure": ".figure",
 }
 PICKLE_KIND = "pickle2"
 LEGACY_PICKLE_KIND = "pickle"
 PICKLE_KINDS = (LEGACY_PICKLE_KIND, PICKLE_KIND)
+FIGURE_KIND = "figure"
+_FIGURE_MODULES = ("matplotlib", "mpl_toolkits")
 
 
 def digest_bytes(kind: str, data: bytes) -> str:
@@ -139,6 +144,10 @@ def canonicalize(value: Any) -> Canonical:
         table_form = _arrow(value)
         if table_form is not None:
             return table_form
+    if module in _FIGURE_MODULES:
+        figure_form = _figure(value)
+        if figure_form is not None:
+            return figure_form
     try:
         parts = canonical_pickle.dump_parts(value)
     except Exception as exc:
@@ -160,7 +169,21 @@ def digest_as(value: Any, kind: str) -> str:
             return digest_bytes(kind, canonical_pickle.memo_free_dumps(value))
         except Exception:
             return hash_value(value)
+    if kind == FIGURE_KIND and type(value).__module__.split(".")[0] in _FIGURE_MODULES:
+        from rlam_jupyter import figures
+
+        if figures.is_figure_like(value):
+            return figures.figure_digest(value)  # rendering only: no pickle round trip
     return hash_value(value)
+
+
+def _figure(value: Any) -> Canonical | None:
+    from rlam_jupyter import figures
+
+    if not figures.is_figure_like(value):
+        return None
+    digest, payload, note = figures.canonical_parts(value)
+    return Canonical(FIGURE_KIND, digest, (payload,) if payload else (), not note, note)
 
 
 def _numpy(value: Any) -> Canonical | None:
@@ -231,6 +254,10 @@ def restore(kind: str, payload: bytes) -> Any:
         return frame
     if kind in PICKLE_KINDS:
         return pickle.loads(payload)
+    if kind == FIGURE_KIND:
+        from rlam_jupyter import figures
+
+        return figures.restore_figure(payload)
     raise ValueError(f"objects of kind {kind!r} cannot be restored")
 
 

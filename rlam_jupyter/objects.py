@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rlam_jupyter.errors import StoreReadError
-from rlam_jupyter.hashing import Canonical, digest_bytes, restore
+from rlam_jupyter.hashing import FIGURE_KIND, Canonical, digest_bytes, restore
 from rlam_jupyter.store.layout import StoreLayout
 
 
@@ -108,4 +108,8 @@ class ObjectStore:
             from rlam_jupyter.hashing import hash_value
 
             return hash_value(self.get(relative_path)) == expected_digest
+        if kind == FIGURE_KIND:
+            from rlam_jupyter.figures import stored_digest
+
+            return stored_digest(path.read_bytes()) == expected_digest
         return digest_bytes(kind, path.read_bytes()) == expected_digest

@@ -15,7 +15,7 @@ def preview(value: Any, limit: int = 400) -> str:
     """A short, human-readable preview kept in the trace (never the full value)."""
     shape = getattr(value, "shape", None)
     try:
-        text = _table_preview(value) or _estimator_preview(value)
+        text = _table_preview(value) or _estimator_preview(value) or _figure_preview(value)
         if text is None:
             if hasattr(value, "head") and shape is not None:
                 head = value.head(5).to_string(max_cols=8)
@@ -76,6 +76,29 @@ def _table_preview(value: Any, rows: int = 5, columns: int = 8) -> str | None:
 
 def _cell(cell: Any) -> str:
     return f"{cell:.6g}" if isinstance(cell, float) else str(cell)
+
+
+def _figure_preview(value: Any) -> str | None:
+    """``Figure 500×350 px · 1 axes: 'Residuals'`` (its image is served from the object
+    store); an Axes says which figure it belongs to."""
+    if type(value).__module__.split(".")[0] not in ("matplotlib", "mpl_toolkits"):
+        return None
+    from rlam_jupyter.figures import RENDER_DPI, is_figure_like, root_and_target
+
+    if not is_figure_like(value):
+        return None
+    root, target = root_and_target(value)
+    width, height = (round(size * RENDER_DPI) for size in root.get_size_inches())
+    titles = [repr(title) for ax in root.axes if (title := ax.get_title())]
+    described = f"Figure {width}×{height} px · {len(root.axes)} axes"
+    if titles:
+        described += ": " + ", ".join(titles)
+    if target == "figure":
+        return described
+    own = getattr(value, "get_title", lambda: "")()
+    return (
+        f"{type(value).__name__} {target.split(':')[1]}{f' {own!r}' if own else ''} of {described}"
+    )
 
 
 def _estimator_preview(value: Any) -> str | None:

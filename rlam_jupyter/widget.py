@@ -8,12 +8,14 @@ whole run.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
 
+from rlam_jupyter.hashing import FIGURE_KIND
 from rlam_jupyter.server import queries
 from rlam_jupyter.server.snapshots import Snapshot, SnapshotCache
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
@@ -97,9 +99,22 @@ class TraceBrowser(anywidget.AnyWidget):
             return
         try:
             con = self._snapshot().materialise("artifacts", "edges")
-            self.detail = queries.step(con, self.run_id, self.seq)
+            detail = queries.step(con, self.run_id, self.seq)
+            for output in detail["output_artifacts"]:
+                output["image"] = self._figure_image(con, output)
+            self.detail = detail
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
+
+    def _figure_image(self, con: Any, output: dict[str, Any]) -> str | None:
+        """A figure output's PNG as a data URL (the kernel has no URL to serve it from)."""
+        if output.get("kind") != FIGURE_KIND or not output.get("restorable"):
+            return None
+        try:
+            png = queries.artifact_image(con, self._layout.root, output["artifact_id"])
+        except (queries.NotFoundError, ValueError):
+            return None  # the preview text still says what the figure is
+        return "data:image/png;base64," + base64.b64encode(png).decode()
 
     def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "refresh":

@@ -64,6 +64,20 @@ class JupyterApp:
             except ValueError:
                 return error.code, body.decode(errors="replace")
 
+    def get_raw(
+        self, endpoint: str, *, token: bool = True, **params: Any
+    ) -> tuple[int, str, bytes]:
+        """``GET <url>/<endpoint>?params`` → (status, content type, body bytes)."""
+        query = urllib.parse.urlencode(params, doseq=True)
+        request = urllib.request.Request(f"{self.url}{endpoint}" + (f"?{query}" if query else ""))
+        if token:
+            request.add_header("Authorization", f"token {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.headers.get("Content-Type", ""), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers.get("Content-Type", ""), error.read()
+
 
 @contextlib.contextmanager
 def running(kind: str, root: Path, workdir: Path, *extra: str) -> Iterator[JupyterApp]:

@@ -306,6 +306,33 @@ def test_new_steps_change_the_stamp_and_show_up(server: JupyterApp, root: Path) 
     session.close()
 
 
+def test_a_figure_output_is_served_as_its_png(server: JupyterApp, root: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from rlam_jupyter import figures
+
+    path = "figures/analysis.ipynb"
+    session = Session.create(store=str(root / "figures" / ".rlam"))
+    run = session.start("figures", 1)
+    body = (
+        'data = load_dataset(name="iris")\nfig = plot(data=data, x="petal width (cm)", kind="hist")'
+    )
+    session.execute(run, parse_cell(body, session.engine.registry))
+    session.close()
+    _, step = server.get(f"rlam/api/runs/{run.run_id}/steps/2", path=path)
+    (output,) = step["output_artifacts"]
+    assert output["kind"] == "figure"
+    endpoint = f"rlam/api/artifacts/{output['artifact_id']}/image"
+    status, content_type, png = server.get_raw(endpoint, path=path)
+    assert (status, content_type) == (200, "image/png")
+    stored = root / "figures" / ".rlam" / "objects" / output["artifact_id"][:2]
+    assert png == figures.unpack((stored / f"{output['artifact_id']}.figure").read_bytes()).png
+    assert server.get_raw(endpoint, token=False, path=path)[0] == 403
+    not_a_figure = step["input_links"][0]["artifact_id"]
+    status, _, reply = server.get_raw(f"rlam/api/artifacts/{not_a_figure}/image", path=path)
+    assert status == 404
+    assert "no stored figure" in json.loads(reply)["message"]
+
+
 # ---------------------------------------------------------------- without a server
 
 

@@ -5,6 +5,7 @@ The widget's rendering in a browser is covered by ``test_browser.py``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -104,3 +105,26 @@ def test_the_widget_state_is_json_for_the_front_end(recorded: InteractiveShell) 
     widget.seq = 3
     state: dict[str, Any] = widget.get_state()
     json.dumps({k: v for k, v in state.items() if not k.startswith("_")})
+
+
+def test_a_figure_output_shows_its_image(shell: InteractiveShell) -> None:
+    pytest.importorskip("matplotlib")
+    import base64
+
+    from rlam_jupyter import figures
+
+    cell = '%%rlam --run figs --seed 1\ndata = load_dataset(name="iris")\n'
+    cell += 'fig = plot(data=data, x="sepal width (cm)", y="petal width (cm)")\n'
+    assert shell.run_cell(cell).success
+    widget = rlam_jupyter.browse()
+    widget.seq = 2
+    (output,) = widget.detail["output_artifacts"]
+    assert output["image"].startswith("data:image/png;base64,")
+    con = rlam_jupyter.connect()
+    (path,) = con.execute(
+        "SELECT object_path FROM artifacts WHERE artifact_id = ?", [output["artifact_id"]]
+    ).fetchone()
+    stored = figures.unpack((Path(widget.store) / path).read_bytes()).png
+    assert base64.b64decode(output["image"].split(",", 1)[1]) == stored
+    widget.seq = 1
+    assert widget.detail["output_artifacts"][0]["image"] is None

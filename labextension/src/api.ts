@@ -167,20 +167,28 @@ export class TraceApi {
   /** The notebook whose store is read; '' means the server root. */
   path = '';
 
-  async get<T>(
+  private url(
     endPoint: string,
     query: Record<string, string | number | undefined> = {}
-  ): Promise<T> {
+  ): string {
     const params = new URLSearchParams({ path: this.path });
     for (const [key, value] of Object.entries(query)) {
       if (value !== undefined && value !== '') {
         params.set(key, String(value));
       }
     }
-    const url =
+    return (
       URLExt.join(this.settings.baseUrl, 'rlam', 'api', endPoint) +
       '?' +
-      params.toString();
+      params.toString()
+    );
+  }
+
+  async get<T>(
+    endPoint: string,
+    query: Record<string, string | number | undefined> = {}
+  ): Promise<T> {
+    const url = this.url(endPoint, query);
     let response: Response;
     try {
       response = await ServerConnection.makeRequest(url, {}, this.settings);
@@ -234,5 +242,27 @@ export class TraceApi {
 
   actions(): Promise<{ actions: Record<string, IActionSchema> }> {
     return this.get('actions');
+  }
+
+  /** The PNG of a figure artifact (fetched with the API's credentials, which an
+   * `<img src>` pointing at the server would not carry). */
+  async image(artifactId: string): Promise<Blob> {
+    const url = this.url(`artifacts/${encodeURIComponent(artifactId)}/image`);
+    let response: Response;
+    try {
+      response = await ServerConnection.makeRequest(url, {}, this.settings);
+    } catch (error) {
+      throw new ServerConnection.NetworkError(error as TypeError);
+    }
+    if (!response.ok) {
+      let message = response.statusText;
+      try {
+        message = (await response.json()).message ?? message;
+      } catch {
+        // not JSON: keep the status text
+      }
+      throw new ApiError(response.status, message);
+    }
+    return response.blob();
   }
 }

@@ -16,6 +16,7 @@ import { AccordionPanel, Panel, Widget } from '@lumino/widgets';
 
 import {
   IActionSchema,
+  IOutputArtifact,
   IRun,
   IStepDetail,
   IStepSummary,
@@ -670,6 +671,36 @@ export class TracePanel extends SidePanel {
 
   // ------------------------------------------------------------------ detail
 
+  /** The rendering of a stored figure output, loaded after the detail is shown. */
+  private figureImage(out: IOutputArtifact): HTMLImageElement | null {
+    if (out.kind !== 'figure' || out.restorable === false) {
+      return null;
+    }
+    const image = h('img', {
+      className: 'jp-rlam-figure',
+      alt: out.preview ?? `figure ${out.name}`
+    });
+    this.api
+      .image(out.artifact_id)
+      .then(blob => {
+        const url = URL.createObjectURL(blob);
+        image.addEventListener('load', () => URL.revokeObjectURL(url), {
+          once: true
+        });
+        image.src = url;
+      })
+      .catch(error => {
+        image.replaceWith(
+          h(
+            'span',
+            { className: 'jp-rlam-muted' },
+            `image unavailable: ${(error as Error).message}`
+          )
+        );
+      });
+    return image;
+  }
+
   private renderDetail(): void {
     const node = this.detailWidget.node;
     const step = this.detail;
@@ -758,7 +789,7 @@ export class TracePanel extends SidePanel {
           ...step.output_artifacts.map(out =>
             h(
               'details',
-              { className: 'jp-rlam-output' },
+              { className: 'jp-rlam-output', open: out.kind === 'figure' },
               h(
                 'summary',
                 {},
@@ -781,6 +812,7 @@ export class TracePanel extends SidePanel {
                     .join(' · ')
                 )
               ),
+              this.figureImage(out),
               h(
                 'pre',
                 { className: 'jp-rlam-preview' },

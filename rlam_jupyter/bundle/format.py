@@ -30,7 +30,7 @@ FINGERPRINTS = "environment/fingerprints.json"
 LOCK = "environment/requirements.lock"
 NOTEBOOK_DIR = "notebook/"
 TRACE_DIR = "trace/"
-OBJECT_KINDS = ("json", "ndarray", "table", "series", "arrow", "pickle", "pickle2")
+OBJECT_KINDS = ("json", "ndarray", "table", "series", "arrow", "pickle", "pickle2", "figure")
 OBJECT_NAME = re.compile(
     r"^objects/([0-9a-f]{2})/(\1[0-9a-f]{62})\.(" + "|".join(OBJECT_KINDS) + r")$"
 )

@@ -1,19 +1,24 @@
 """Recompute an object's content hash from its bytes alone, without unpickling anything.
 
 Tables are hashed the way :mod:`rlam_jupyter.hashing` hashes them (Arrow IPC with the
-schema metadata stripped); every other kind hashes its stored bytes directly, so a
-hostile pickle is never loaded just to be checked.
+schema metadata stripped), figures by the PNG rendering stored beside their pickle; every
+other kind hashes its stored bytes directly, so a hostile pickle is never loaded just to
+be checked.
 """
 
 from __future__ import annotations
 
-from rlam_jupyter.hashing import digest_bytes
+from rlam_jupyter.hashing import FIGURE_KIND, digest_bytes
 
 TABLE_KINDS = ("table", "series", "arrow")
 
 
 def object_digest(kind: str, payload: bytes) -> str:
     """The digest the engine recorded for an object with these bytes (raises ValueError)."""
+    if kind == FIGURE_KIND:
+        from rlam_jupyter.figures import stored_digest
+
+        return stored_digest(payload)
     if kind not in TABLE_KINDS:
         return digest_bytes(kind, payload)
     import pyarrow as pa

@@ -28,6 +28,7 @@ from rlam_jupyter.server.snapshots import (
     store_stamp,
 )
 
+_FAILED = object()
 _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rlam-api")
 _CACHE = SnapshotCache()
 
@@ -62,6 +63,12 @@ class TraceHandler(APIHandler):
 
     async def answer(self, query: Callable[[Snapshot], Any]) -> None:
         """Resolve the store, run ``query`` on the worker thread, reply (or fail) as JSON."""
+        data = await self.query(query)
+        if data is not _FAILED:
+            self.reply(data)
+
+    async def query(self, query: Callable[[Snapshot], Any]) -> Any:
+        """``query``'s result, or ``_FAILED`` once the error has been answered as JSON."""
         try:
             layout = resolve_request_store(self.root_dir, self.get_argument("path", ""))
 
@@ -76,7 +83,8 @@ class TraceHandler(APIHandler):
         except (ValueError, RlamError) as exc:
             self.fail(400, str(exc))
         else:
-            self.reply(data)
+            return data
+        return _FAILED
 
 
 def _run_id(snapshot: Snapshot, ref: str) -> str:
@@ -182,6 +190,22 @@ class ArtifactHandler(TraceHandler):
         await self.answer(lambda s: queries.artifact(s.materialise("artifacts"), artifact_id))
 
 
+class ArtifactImageHandler(TraceHandler):
+    """``GET artifacts/<id>/image``: the PNG of a figure artifact, for the step detail.
+    Content-addressed, so the browser may keep it; never sniffed as anything but PNG."""
+
+    @tornado.web.authenticated
+    async def get(self, artifact_id: str) -> None:
+        png = await self.query(
+            lambda s: queries.artifact_image(s.materialise("artifacts"), s.layout.root, artifact_id)
+        )
+        if png is _FAILED:
+            return
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "private, max-age=86400, immutable")
+        self.finish(png, set_content_type="image/png")
+
+
 class ActionsHandler(TraceHandler):
     """JSON Schemas of the actions the server knows (the built-in catalogue and any
     action module imported by the server); the fork form falls back to the recorded
@@ -203,6 +227,7 @@ ROUTES: list[tuple[str, type[TraceHandler]]] = [
     (rf"runs/{_RUN}/graph", GraphHandler),
     (rf"runs/{_RUN}/environment", EnvironmentHandler),
     (r"artifacts/(?P<artifact_id>[^/]+)", ArtifactHandler),
+    (r"artifacts/(?P<artifact_id>[^/]+)/image", ArtifactImageHandler),
     ("actions", ActionsHandler),
 ]
 

@@ -7,15 +7,20 @@ JSON-ready values (timestamps as ISO strings, JSON columns parsed).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rlam_jupyter import figures
 from rlam_jupyter.errors import RlamError, UnknownRunError
+from rlam_jupyter.hashing import FIGURE_KIND
+from rlam_jupyter.objects import ObjectStore
 from rlam_jupyter.store import catalog
 from rlam_jupyter.store.schema import decode_json_column
 
@@ -374,6 +379,31 @@ def artifact(con: Connection, artifact_id: str) -> Row:
         {"run_id": r["run_id"], "step_id": r["step_id"], "name": r["name"]} for r in found
     ]
     return first
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def artifact_image(con: Connection, store_root: Path, artifact_id: str) -> bytes:
+    """The PNG rendering of a figure artifact, checked against its hash (so an altered
+    object is refused, not shown). The file is named by the hash, never by a trace column."""
+    if not _DIGEST.fullmatch(artifact_id):
+        raise NotFoundError(f"no artifact {artifact_id!r} in this store")
+    stored = con.execute(
+        "SELECT 1 FROM artifacts WHERE artifact_id = ? AND kind = ? AND object_path IS NOT NULL "
+        "LIMIT 1",
+        [artifact_id, FIGURE_KIND],
+    ).fetchone()
+    if stored is None:
+        raise NotFoundError(f"no stored figure {artifact_id[:12]} in this store")
+    path = store_root / ObjectStore.relative_path(FIGURE_KIND, artifact_id)
+    try:
+        payload = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFoundError(f"the object of figure {artifact_id[:12]} is missing") from None
+    if figures.stored_digest(payload) != artifact_id:
+        raise ValueError(f"the stored figure {artifact_id[:12]} does not match its hash (altered)")
+    return figures.unpack(payload).png
 
 
 def graph(con: Connection, run_id: str) -> Row:

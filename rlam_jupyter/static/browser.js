@@ -111,7 +111,8 @@ function detailPane(model) {
       h("div", {}, h("code", {}, l.name), " ← ",
         l.producer ? h("a", { href: "#", onclick: (e) => { e.preventDefault(); model.set("seq", l.producer.seq); model.save_changes(); } }, `step ${l.producer.seq} (${l.producer.action})`) : short(l.artifact_id)))],
     ["outputs", (d.output_artifacts ?? []).map((o) =>
-      h("details", {}, h("summary", {}, h("code", {}, o.name), ` ${short(o.artifact_id, 12)} ${o.python_type ?? ""}`),
+      h("details", { open: Boolean(o.image) }, h("summary", {}, h("code", {}, o.name), ` ${short(o.artifact_id, 12)} ${o.python_type ?? ""}`),
+        o.image ? h("img", { className: "rlam-figure", src: o.image, alt: o.preview ?? o.name }) : null,
         h("pre", {}, o.preview ?? "")))],
     ["env", d.environment?.same_as_run ? "= run environment" : `differs (${short(d.environment?.env_id)})`],
     ["history", (d.events ?? []).map((e) => e.status).join(" → ")],
