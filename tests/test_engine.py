@@ -17,6 +17,7 @@ from rlam_jupyter.magics import StepFailedError
 from rlam_jupyter.proposal import Proposal, parse_cell
 from rlam_jupyter.trace import StepResult
 
+
 class _Calls:
     """How often each test action's body ran, counted in a file: a Python global the
     actions wrote to would be part of their identity (its value changes with every call,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -47,3 +48,40 @@ def test_python_cell_failure_is_recorded_and_undeclared_names_are_refused(
         shell.run_cell_magic("rlam", "python --inputs nowhere --outputs y", "y = nowhere")
     statuses = rlam_jupyter.connect().execute("SELECT status FROM steps ORDER BY seq").fetchall()
     assert statuses == [("failed",), ("failed",), ("rejected",)]
+
+
+def test_forks_and_verify_rerun_a_recorded_python_cell_in_a_real_kernel(tmp_path: Path) -> None:
+    from notebook_cells import execute_cells, output_text
+
+    cells = execute_cells(
+        tmp_path,
+        [
+            "%load_ext rlam_jupyter",
+            '%%rlam --run r --seed 3 --quiet\ndata = load_dataset(name="iris")',
+            "%%rlam python --run r --inputs data --outputs n\nn = int(len(data))",
+            '%%rlam python --run r --pure --inputs data --outputs half\nhalf = data.iloc[: len(data) // 2]',
+            '%rlam fork r --at 1 --set name="wine" --name r-wine',
+            "print(n, len(half))",
+            "%rlam fork r --at 1 --name r-same",
+            "print(n, len(half))",
+            "%rlam replay r --verify",
+        ],
+    )
+    assert output_text(cells[5]).split() == ["178", "89"]
+    assert output_text(cells[7]).split() == ["150", "75"]
+    con = rlam_jupyter.connect(tmp_path / ".rlam")
+    rows = con.execute(
+        "SELECT r.name, s.seq, s.action, s.status FROM steps s JOIN runs r USING (run_id) "
+        "WHERE r.name LIKE 'r-%' ORDER BY r.name, s.seq"
+    ).fetchall()
+    assert rows == [
+        ("r-same", 1, "load_dataset", "cached"),
+        ("r-same", 2, "python", "succeeded"),  # external: re-run from its recorded source
+        ("r-same", 3, "python", "cached"),  # pure, inputs unchanged: served from the cache
+        ("r-wine", 1, "load_dataset", "succeeded"),
+        ("r-wine", 2, "python", "succeeded"),
+        ("r-wine", 3, "python", "succeeded"),
+    ]
+    verified = output_text(cells[8])
+    assert "diverged" not in verified
+    assert "identical" in verified

@@ -533,3 +533,25 @@ def test_replay_in_a_new_kernel_restores_the_model_with_the_same_predictions(
     replayed = np.load(tmp_path / "replayed.npy")
     assert original.shape == (143, 2)
     assert np.array_equal(original, replayed)
+
+
+def bump(data: pd.DataFrame) -> int:
+    """Edits its input in place (a bug an action may have); returns a constant."""
+    data["mean radius"] += 1.0
+    return 0
+
+
+def radius_total(data: pd.DataFrame) -> float:
+    """Innocent: reads the column the step before it edited in place."""
+    return float(data["mean radius"].sum())
+
+
+def test_verify_hands_each_step_its_recorded_inputs_even_after_an_in_place_edit(
+    store: Path, actions: Registry
+) -> None:
+    actions.add(build_spec(bump))
+    actions.add(build_spec(radius_total))
+    body = 'data = load_dataset(name="breast_cancer")\nb = bump(data=data)\nt = radius_total(data=data)\n'
+    record(store, actions, body=body)
+    report = replay("bc", verify=True, store=store, namespace={}, registry=actions)
+    assert [s.verify for s in report.steps] == ["identical"] * 3

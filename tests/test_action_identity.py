@@ -1,0 +1,157 @@
+"""An action's identity covers the code it calls: editing a helper must never serve a stale step."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from notebook_cells import execute_cells, output_text
+
+import rlam_jupyter
+from rlam_jupyter.action_identity import identify
+
+SHIFT = """\
+import rlam_jupyter as rlam
+
+def _shift(x):
+    return x + 1
+
+@rlam.action(determinism="pure", version="1")
+def shift(value: float) -> float:
+    return _shift(value)
+"""
+
+CELL = "%%rlam --run r --seed 1 --quiet\ny = shift(value=5.1)"
+
+
+def _steps(folder: Path) -> list[tuple[int, str, str, str | None]]:
+    con = rlam_jupyter.connect(folder / ".rlam")
+    rows = con.execute(
+        "SELECT seq, action, status, action_version FROM steps ORDER BY seq"
+    ).fetchall()
+    return [(int(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
+
+
+def test_editing_a_helper_in_another_cell_misses_the_cache_in_a_real_kernel(
+    tmp_path: Path,
+) -> None:
+    cells = execute_cells(
+        tmp_path,
+        [
+            "%load_ext rlam_jupyter",
+            SHIFT,
+            CELL,
+            "print(y)",
+            "def _shift(x):\n    return x + 100",  # the helper alone is edited
+            CELL,
+            "print(y)",
+            CELL,  # nothing changed since: served from the cache
+            "print(y)",
+        ],
+    )
+    assert output_text(cells[3]).strip() == "6.1"
+    assert output_text(cells[6]).strip() == "105.1"
+    assert output_text(cells[8]).strip() == "105.1"
+    steps = _steps(tmp_path)
+    assert [s[2] for s in steps] == ["succeeded", "succeeded", "cached"]
+    assert steps[0][3] != steps[1][3]  # another action version: the helper is part of it
+    assert steps[1][3] == steps[2][3]
+
+
+def test_a_global_constant_a_class_and_a_user_module_are_part_of_the_identity(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "lab_helpers.py").write_text("def scale(x):\n    return x * 2\n")
+    cells = execute_cells(
+        tmp_path,
+        [
+            "%load_ext rlam_jupyter\nimport rlam_jupyter as rlam\nimport lab_helpers",
+            textwrap.dedent(
+                """\
+                OFFSET = 1.0
+
+                class Model:
+                    def predict(self, x):
+                        return x + OFFSET
+
+                @rlam.action(determinism="pure")
+                def offset_scale(value: float) -> float:
+                    return lab_helpers.scale(Model().predict(value))
+                """
+            ),
+            "%%rlam --run r --quiet\np = offset_scale(value=1.0)",
+            "print(p)",
+            "OFFSET = 2.0",
+            "%%rlam --run r --quiet\np = offset_scale(value=1.0)",
+            "print(p)",
+            "class Model:\n    def predict(self, x):\n        return x - OFFSET",
+            "%%rlam --run r --quiet\np = offset_scale(value=1.0)",
+            "print(p)",
+            "import importlib, pathlib\n"
+            "pathlib.Path('lab_helpers.py').write_text('def scale(x):\\n    return x * 10\\n')\n"
+            "importlib.reload(lab_helpers)",
+            "%%rlam --run r --quiet\np = offset_scale(value=1.0)",
+            "print(p)",
+            "%%rlam --run r --quiet\np = offset_scale(value=1.0)",
+        ],
+    )
+    printed = [output_text(cells[i]).strip() for i in (3, 6, 9, 12)]
+    assert printed == ["4.0", "6.0", "-2.0", "-10.0"]
+    assert [s[2] for s in _steps(tmp_path)] == ["succeeded"] * 4 + ["cached"]
+
+
+def test_code_whose_dependencies_cannot_be_known_is_never_served_from_the_cache(
+    tmp_path: Path,
+) -> None:
+    cells = execute_cells(
+        tmp_path,
+        [
+            "%load_ext rlam_jupyter\nimport rlam_jupyter as rlam",
+            textwrap.dedent(
+                """\
+                @rlam.action(determinism="pure")
+                def dynamic(value: float) -> float:
+                    found = {}
+                    exec("r = v * 2", {"v": value}, found)
+                    return found["r"]
+                """
+            ),
+            "%%rlam --run r --quiet\nd = dynamic(value=2.0)",
+            "%%rlam --run r --quiet\nd = dynamic(value=2.0)",
+        ],
+    )
+    assert "not served from the cache" in output_text(cells[3])
+    assert "exec()" in output_text(cells[3])
+    assert [s[2] for s in _steps(tmp_path)] == ["succeeded", "succeeded"]
+    con = rlam_jupyter.connect(tmp_path / ".rlam")
+    keys = con.execute("SELECT DISTINCT cache_key FROM steps").fetchall()
+    assert keys == [(None,)]  # no key that a later cache lookup could match
+    (why,) = con.execute("SELECT DISTINCT uncacheable FROM actions").fetchone() or ("",)
+    assert "exec()" in why
+
+
+def test_the_identity_names_package_versions_and_is_stable_across_calls() -> None:
+    def norm(values: list[float]) -> float:
+        return float(np.linalg.norm(values))
+
+    first = identify("norm", "1", norm)
+    assert first.packages["numpy"] == np.__version__
+    assert first.uncacheable is None
+    assert identify("norm", "1", norm).digest == first.digest
+    assert identify("norm", "2", norm).digest != first.digest
+
+
+def test_each_action_version_records_its_defining_source(tmp_path: Path) -> None:
+    execute_cells(tmp_path, ["%load_ext rlam_jupyter", SHIFT, CELL])
+    con = rlam_jupyter.connect(tmp_path / ".rlam")
+    origin, source, dependencies = con.execute(
+        "SELECT origin, source, dependencies FROM actions WHERE name = 'shift'"
+    ).fetchone() or ("", "{}", "[]")
+    assert origin == "cell"
+    code = json.loads(source)["code"]
+    assert "def _shift(x):" in code
+    assert "def shift(value: float)" in code
+    assert "import rlam_jupyter as rlam" in code
+    assert "calls __main__._shift" in json.loads(dependencies)
