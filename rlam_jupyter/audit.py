@@ -536,7 +536,16 @@ def _failures(
         visibility.check(True, "the run was interrupted")
         failures.append(
             Failure(
-                run["run_id"], None, None, "run", status, WRITER_DIED, died or None, None, None, True
+                run["run_id"],
+                None,
+                None,
+                "run",
+                status,
+                WRITER_DIED,
+                died or None,
+                None,
+                None,
+                True,
             )
         )
     elif status not in ("open", "succeeded") and not failures:

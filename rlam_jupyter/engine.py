@@ -47,8 +47,8 @@ from rlam_jupyter.preview import preview
 from rlam_jupyter.proposal import PENDING, CheckedProposal, Proposal, ProposalRejected, check
 from rlam_jupyter.run_index import ArtifactRef, RunIndex, StepEntry
 from rlam_jupyter.store.journal import JournalWriter, now_us
-from rlam_jupyter.store.liveness import HOST
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.liveness import HOST
 from rlam_jupyter.trace import CellInfo, StepError, StepResult
 
 

@@ -372,7 +372,9 @@ def connect_snapshot(snapshot: Snapshot) -> duckdb.DuckDBPyConnection:
         con.execute(f"CREATE VIEW {events} AS {source}")
         if name == "runs":
             status = (
-                f"* EXCLUDE (rn) REPLACE ({_INTERRUPTED_RUN} AS status)" if dead else "* EXCLUDE (rn)"
+                f"* EXCLUDE (rn) REPLACE ({_INTERRUPTED_RUN} AS status)"
+                if dead
+                else "* EXCLUDE (rn)"
             )
             con.execute(
                 f"CREATE VIEW {name} AS SELECT {status} FROM ("

@@ -115,10 +115,13 @@ def _repair_run(con: Any, layout: StoreLayout, run_id: str, dry_run: bool) -> Re
     run = _rows(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
     if not run or run[0]["status"] != INTERRUPTED:
         return None  # ended meanwhile, or its newest record is in a part we cannot see
-    reasons = [r[0] for r in con.execute(
-        "SELECT reason FROM writers WHERE run_id = ? AND state = 'dead' ORDER BY journal",
-        [run_id],
-    ).fetchall()]
+    reasons = [
+        r[0]
+        for r in con.execute(
+            "SELECT reason FROM writers WHERE run_id = ? AND state = 'dead' ORDER BY journal",
+            [run_id],
+        ).fetchall()
+    ]
     reason = "; ".join(reasons)
     steps = _rows(
         con,
