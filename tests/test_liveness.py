@@ -248,3 +248,41 @@ def explode(n: int) -> int:
     report = compact(kernel_env)
     assert len(report.closed) == 2
     assert list((kernel_env / "journal").glob("*/*.jsonl")) == []
+
+
+def _header_of(path: Path) -> dict[str, Any]:
+    from rlam_jupyter.store.journal import decode_line
+
+    record = decode_line(path.read_bytes().split(b"\n")[0])
+    assert record is not None
+    return record
+
+
+def test_verdicts_never_call_an_unknown_writer_dead(tmp_path: Path) -> None:
+    from rlam_jupyter.store.journal import JournalWriter
+    from rlam_jupyter.store.liveness import judge
+
+    writer = JournalWriter(StoreLayout(tmp_path), "R1")
+    writer.append("runs", {"run_id": "R1", "status": "open"})
+    header = _header_of(writer.path)
+    assert header["lease"] == "flock"
+    assert header["pid"] == os.getpid()
+    assert judge(writer.path, header).state == "alive"  # held by this very process
+
+    exited = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    gone = {**header, "pid": int(exited.stdout), "process_started_us": 1}
+    writer.close()  # the lease is released: only the header decides now
+    verdict = judge(writer.path, gone)
+    assert verdict.state == "dead"
+    assert exited.stdout.strip() in verdict.reason
+    reused = {**header, "process_started_us": header["process_started_us"] - 10_000_000}
+    assert judge(writer.path, reused).state == "dead"  # our pid, but not the process that wrote
+    assert judge(writer.path, {**gone, "host": "elsewhere"}).state == "unknown"
+    assert judge(writer.path, {**gone, "machine_id": "another-machine"}).state == "unknown"
+    assert judge(writer.path, None).state == "unknown"  # an old journal naming nobody
+    assert judge(writer.path, header).state == "alive"  # this process, lease or not

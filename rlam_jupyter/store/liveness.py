@@ -46,6 +46,17 @@ def boot_id() -> str | None:
 
 
 @cache
+def machine_id() -> str | None:
+    """This machine's id (systemd/dbus), to tell another machine of the same host name."""
+    for place in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        with contextlib.suppress(OSError):
+            text = Path(place).read_text().strip()
+            if text:
+                return text
+    return None
+
+
+@cache
 def _boot_time_s() -> int | None:
     try:
         for line in Path("/proc/stat").read_text().splitlines():
@@ -87,6 +98,7 @@ def writer_identity() -> dict[str, Any]:
         "pid": os.getpid(),
         "process_started_us": process_started_us(),
         "boot_id": boot_id(),
+        "machine_id": machine_id(),
     }
 
 
@@ -145,6 +157,9 @@ def judge(path: Path, header: dict[str, Any] | None) -> Liveness:
     if host != HOST:
         where = f"on host {host}" if host else "on an unnamed host"
         return Liveness(UNKNOWN, f"{who} runs {where}; its lease cannot be tested from {HOST}")
+    recorded_machine = header.get("machine_id")
+    if recorded_machine and machine_id() and recorded_machine != machine_id():
+        return Liveness(UNKNOWN, f"{who} runs on another machine named {host}")
     pid = header.get("pid")
     if not isinstance(pid, int):
         return Liveness(UNKNOWN, f"{who}: the journal does not name its process")
