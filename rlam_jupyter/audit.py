@@ -27,6 +27,7 @@ from typing import Any
 
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.schema import IN_FLIGHT_STATUSES, INTERRUPTED, WRITER_DIED
 
 TARGETS = {
     "trace_completeness": 1.0,
@@ -332,9 +333,21 @@ def _audit_run(con: Any, run_id: str) -> RunAudit:
     call_ids = {c["call_id"] for c in calls}
     completeness = Tally()
     notes: list[str] = []
+    writers = _rows(con, "SELECT state, reason FROM writers WHERE run_id = ?", [run_id])
+    # An open run is in flight only while a writer may still be working on it; one whose
+    # writers all died reads as 'interrupted' (the catalog derives it) and is judged whole.
     open_run = (run["status"] or "open") == "open"
+    interrupted_run = run["status"] == INTERRUPTED
+    died = "; ".join(w["reason"] for w in writers if w["state"] == "dead")
     if open_run:
-        notes.append("the run is still open: steps in flight are not counted as missing")
+        unknown = [w["reason"] for w in writers if w["state"] == "unknown"]
+        why = f" ({'; '.join(unknown)})" if unknown else ""
+        notes.append(f"the run is still open{why}: steps in flight are not counted as missing")
+    elif interrupted_run:
+        notes.append(
+            "the run was interrupted: its writer died before ending it"
+            + (f" ({died})" if died else "")
+        )
 
     first = run["fork_seq"] or 1
     seqs = sorted({e["seq"] for e in events if e["seq"] is not None})
@@ -356,12 +369,18 @@ def _audit_run(con: Any, run_id: str) -> RunAudit:
         )
         decided = bool(statuses & {"accepted", "rejected"})
         completeness.check(decided, f"{label}: no decision (accepted/rejected) is recorded")
-        if "accepted" in statuses or statuses & {"succeeded", "cached", "failed"}:
+        if "accepted" in statuses or statuses & {"succeeded", "cached", "failed", INTERRUPTED}:
             done = bool(statuses & {"succeeded", "cached", "failed"})
             if done or not open_run:
-                completeness.check(
-                    done, f"{label}: accepted, but no outcome (succeeded/failed) is recorded"
-                )
+                if _interrupted(last, interrupted_run):
+                    cause = last["error_message"] or died or "its writer died"
+                    missing = (
+                        f"{label}: interrupted (writer died) before an outcome was recorded: "
+                        f"{cause}"
+                    )
+                else:
+                    missing = f"{label}: accepted, but no outcome (succeeded/failed) is recorded"
+                completeness.check(done, missing)
         if last["status"] in ("succeeded", "cached"):
             for output, artifact_id in json.loads(last["outputs"] or "{}").items():
                 completeness.check(
@@ -414,7 +433,7 @@ def _audit_run(con: Any, run_id: str) -> RunAudit:
             f"approval ({approval['decision']}) of {approval['step_id']}, a step with no record",
         )
 
-    visibility, failures = _failures(run, latest, calls)
+    visibility, failures = _failures(run, latest, calls, died)
     return RunAudit(
         run_id,
         run["name"],
@@ -428,16 +447,48 @@ def _audit_run(con: Any, run_id: str) -> RunAudit:
     )
 
 
+def _interrupted(last: Mapping[str, Any], interrupted_run: bool) -> bool:
+    """True when a step's newest record says interrupted, or it was in flight in a run
+    whose writer died (what the ``steps`` view derives)."""
+    return last["status"] == INTERRUPTED or (
+        interrupted_run and last["status"] in IN_FLIGHT_STATUSES
+    )
+
+
 def _failures(
-    run: Mapping[str, Any], latest: Mapping[str, Mapping[str, Any]], calls: list[dict[str, Any]]
+    run: Mapping[str, Any],
+    latest: Mapping[str, Mapping[str, Any]],
+    calls: list[dict[str, Any]],
+    died: str = "",
 ) -> tuple[Tally, list[Failure]]:
     visibility = Tally()
     failures: list[Failure] = []
     answered = {s["recovers"]: s["step_id"] for s in latest.values() if s["recovers"]}
+    interrupted_run = run["status"] == INTERRUPTED
     for step in sorted(latest.values(), key=lambda s: s["seq"] or 0):
+        label = f"step {step['seq']} ({step['action']})"
+        if _interrupted(step, interrupted_run):
+            # The cause is on record (repair's event) or derived from the dead writer's
+            # lease: visible, unlike a kernel death before liveness was tracked.
+            message = step["error_message"] or died or "its writer died"
+            visibility.check(True, f"{label} was interrupted")
+            failures.append(
+                Failure(
+                    run["run_id"],
+                    step["seq"],
+                    step["step_id"],
+                    step["action"],
+                    INTERRUPTED,
+                    step["error_type"] or WRITER_DIED,
+                    message,
+                    None,
+                    answered.get(step["step_id"]),
+                    True,
+                )
+            )
+            continue
         if step["status"] not in ("failed", "rejected"):
             continue
-        label = f"step {step['seq']} ({step['action']})"
         has_cause = bool(step["error_type"]) and bool((step["error_message"] or "").strip())
         if step["status"] == "failed":
             visible = has_cause and bool((step["traceback"] or "").strip())
@@ -480,7 +531,24 @@ def _failures(
                 )
             )
     status = run["status"] or "open"
-    if status not in ("open", "succeeded") and not failures:
+    if status == INTERRUPTED and not failures:
+        # Killed between steps: nothing was lost, and the trace says why the run stopped.
+        visibility.check(True, "the run was interrupted")
+        failures.append(
+            Failure(
+                run["run_id"],
+                None,
+                None,
+                "run",
+                status,
+                WRITER_DIED,
+                died or None,
+                None,
+                None,
+                True,
+            )
+        )
+    elif status not in ("open", "succeeded") and not failures:
         visibility.check(False, f"the run ended {status!r} but no failure is recorded")
         failures.append(
             Failure(run["run_id"], None, None, "run", status, None, None, None, None, False)

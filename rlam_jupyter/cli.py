@@ -23,6 +23,7 @@ FEATURE_MODULES = (
     "rlam_jupyter.bundle",
     "rlam_jupyter.audit",
     "rlam_jupyter.store.compaction",
+    "rlam_jupyter.store.repair",
     "rlam_jupyter.bench",
 )
 """Modules that add sub-commands via ``register_cli(subparsers, common)``."""

@@ -8,10 +8,12 @@ are never rewritten: each status change is a new journal record.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import time
 import traceback as tb
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,8 +50,9 @@ from rlam_jupyter.policy import Approver, Policy
 from rlam_jupyter.preview import preview
 from rlam_jupyter.proposal import PENDING, CheckedProposal, Proposal, ProposalRejected, check
 from rlam_jupyter.run_index import ArtifactRef, RunIndex, StepEntry
-from rlam_jupyter.store.journal import HOST, JournalWriter, now_us
+from rlam_jupyter.store.journal import JournalWriter, now_us
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.liveness import HOST
 from rlam_jupyter.trace import CellInfo, StepError, StepResult
 
 
@@ -160,6 +163,7 @@ class Engine:
         """How many action bodies this engine actually ran (cache hits do not count)."""
         self.runs: dict[str, Run] = {}
         """Runs this engine started, by id: their indexes are current in memory."""
+        _end_runs_at_exit(self)
 
     def indexes(self) -> dict[str, RunIndex]:
         """In-memory step indexes of the runs this engine writes (see :mod:`run_index`)."""
@@ -240,6 +244,15 @@ class Engine:
             # The index is a shortcut; readers rebuild it from the journal if it is missing.
             with contextlib.suppress(OSError):
                 run.index.save(self.layout)
+
+    def close(self) -> None:
+        """End every run this engine still has open (as :meth:`end_run` decides their
+        status). Idempotent, and never raises: it runs when the interpreter exits, and
+        one run that cannot be ended must not keep the others open."""
+        for run in list(self.runs.values()):
+            if run.status == "open":
+                with contextlib.suppress(Exception):
+                    self.end_run(run)
 
     def _record_run(self, run: Run, ended: bool = False) -> None:
         run.writer.append(
@@ -941,6 +954,25 @@ class Engine:
             except ProposalRejected as rejection:
                 return self.reject(run, edited, rejection, cell, proposed_by=proposed_by)
         return checked
+
+
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _end_runs_at_exit(engine: Engine) -> None:
+    """Close ``engine`` when the interpreter exits: a kernel shut down cleanly (or a
+    notebook run by nbconvert/papermill) leaves its runs ``succeeded``/``failed``, not
+    ``open``. Engines are held weakly: one dropped earlier is not kept alive for this."""
+    if not _ENGINES:
+        atexit.unregister(_close_engines)  # registered once, however many engines come
+        atexit.register(_close_engines)
+    _ENGINES.add(engine)
+
+
+def _close_engines() -> None:
+    for engine in list(_ENGINES):
+        with contextlib.suppress(Exception):
+            engine.close()
 
 
 def _snapshot(canonical: Canonical, value: Any) -> Any:

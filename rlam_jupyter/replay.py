@@ -44,6 +44,7 @@ from rlam_jupyter.replay_views import (
 )
 from rlam_jupyter.run_index import IndexSource, Lineage, StepEntry
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.schema import INTERRUPTED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -265,6 +266,11 @@ def _replay_status(engine: Engine, lineage: Lineage, entry: StepEntry) -> tuple[
         return "failed", f"{entry.error_type}: {entry.error_message}"
     if entry.status == "rejected":
         return "rejected", entry.error_message or ""
+    if entry.status == INTERRUPTED:
+        return "interrupted", (
+            "not restorable: the kernel running it died before it finished"
+            + (f" ({entry.error_message})" if entry.error_message else "")
+        )
     if not entry.ok:
         return "incomplete", f"recorded as {entry.status!r} only: the step never finished"
     for output, artifact_id in entry.outputs.items():

@@ -16,7 +16,7 @@ _STYLE = (
     ".rlam-bad td{color:var(--jp-error-color1,#d32f2f)}"
     ".rlam-good td:nth-child(4){color:var(--jp-success-color1,#388e3c)}</style>"
 )
-BAD_STATUSES = ("failed", "missing", "unrestorable", "incomplete", "diverged")
+BAD_STATUSES = ("failed", "missing", "unrestorable", "incomplete", "interrupted", "diverged")
 
 
 def _table(caption: str, header: Sequence[str], rows: Sequence[tuple[str, Sequence[Any]]]) -> str:

@@ -15,6 +15,7 @@ STATUS_ICONS = {
     "proposed": "…",
     "accepted": "…",
     "running": "▶",
+    "interrupted": "↯",
 }
 
 

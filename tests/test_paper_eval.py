@@ -101,6 +101,51 @@ def test_a_step_record_dropped_from_the_journal_lowers_trace_completeness(
     assert broken.rows[0].trace_completeness < 1.0
 
 
+def _workflow_in_a_process(store: Path, gate: Path | None) -> None:
+    """The evaluation's workflow in its own process; with ``gate``, SIGKILLed mid-step."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = Path(__file__).with_name("_killed_workflow.py")
+    command = [sys.executable, str(script), str(store), *([str(gate)] if gate else [])]
+    child = subprocess.Popen(command)
+    if gate is None:
+        assert child.wait(120) == 0
+        return
+    started = gate.with_name(gate.name + ".started")
+    deadline = time.monotonic() + 120
+    while not started.exists():
+        assert child.poll() is None, "the workflow ended before its blocking step"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait(30) == -signal.SIGKILL
+
+
+def test_a_kernel_killed_mid_step_lowers_trace_completeness(tmp_path: Path) -> None:
+    """Injected case: the process running the workflow dies mid-step. The harness runs
+    its modes in-process, so it cannot host a real kill; this runs the same plan in a
+    child process, SIGKILLs it, and audits the store as the paper's TC."""
+    from rlam_jupyter.audit import audit
+    from rlam_jupyter.store.repair import repair
+
+    _workflow_in_a_process(tmp_path / "intact", None)
+    _workflow_in_a_process(tmp_path / "killed", tmp_path / "gate")
+    intact = audit(store=tmp_path / "intact", reproduce=False)
+    killed = audit(store=tmp_path / "killed", reproduce=False)
+    assert intact.trace_completeness == 1.0
+    assert killed.trace_completeness is not None
+    assert killed.trace_completeness < 1.0
+    assert [r.status for r in killed.runs] == ["interrupted"]
+    assert any("step 4 (wait_for): interrupted (writer died)" in m for m in killed.missing())
+    repair(tmp_path / "killed")  # recorded now, and still a gap
+    assert audit(store=tmp_path / "killed", reproduce=False).trace_completeness == (
+        killed.trace_completeness
+    )
+
+
 def test_without_seed_pinning_reproducibility_falls(tmp_path: Path) -> None:
     pinned = run_evaluation(2, modes=["rlam"], experiments=["linear"], workdir=tmp_path / "a")
     unpinned = run_evaluation(

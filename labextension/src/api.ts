@@ -21,6 +21,7 @@ export interface IRun {
   steps: number;
   failed: number;
   rejected: number;
+  interrupted: number;
   cached: number;
   shared: number;
   last_seq: number | null;

@@ -48,7 +48,8 @@ export const STATUS_ICONS: Record<string, string> = {
   proposed: '…',
   accepted: '…',
   running: '▶',
-  open: '●'
+  open: '●',
+  interrupted: '↯'
 };
 
 export function statusIcon(status: string): HTMLElement {

@@ -59,6 +59,7 @@ export const STEP_FILTERS: [string, string][] = [
   ['', 'All steps'],
   ['failed,rejected', 'Failed or rejected'],
   ['failed', 'Failed'],
+  ['interrupted', 'Interrupted (kernel died)'],
   ['rejected', 'Rejected'],
   ['succeeded', 'Succeeded'],
   ['cached', 'Cached']
@@ -320,7 +321,7 @@ export class TracePanel extends SidePanel {
       }
     }
     const hasProblem = (run: IRun): boolean =>
-      run.failed + run.rejected > 0 ||
+      run.failed + run.rejected + (run.interrupted ?? 0) > 0 ||
       (children.get(run.run_id) ?? []).some(hasProblem);
     const tree = (list: IRun[], depth: number): HTMLElement =>
       h(
@@ -351,7 +352,11 @@ export class TracePanel extends SidePanel {
   private runRow(run: IRun, hasKids: boolean, open: boolean): HTMLElement {
     const problems = run.failed + run.rejected;
     const status =
-      run.status === 'open' ? 'open' : problems ? 'failed' : run.status;
+      run.status === 'open' || run.status === 'interrupted'
+        ? run.status
+        : problems
+          ? 'failed'
+          : run.status;
     const parts: string[] = [];
     if (run.fork_seq) {
       parts.push(`fork at ${run.fork_seq}`);
@@ -468,7 +473,7 @@ export class TracePanel extends SidePanel {
     const counts = this.pageInfo?.counts ?? {};
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     const summary = [`${total} steps`];
-    for (const key of ['failed', 'rejected', 'cached']) {
+    for (const key of ['failed', 'rejected', 'interrupted', 'cached']) {
       if (counts[key]) {
         summary.push(`${counts[key]} ${key}`);
       }

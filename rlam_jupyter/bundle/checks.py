@@ -24,7 +24,13 @@ from rlam_jupyter.bundle.collect import with_schema
 from rlam_jupyter.bundle.objects_check import object_matches
 from rlam_jupyter.bundle.problems import BundleError, Problem
 from rlam_jupyter.bundle.trace_rows import OK_STATUSES, TraceRows, json_field
-from rlam_jupyter.store.schema import EDGE_TYPES, SCHEMA_VERSION, TABLES
+from rlam_jupyter.store.schema import (
+    EDGE_TYPES,
+    IN_FLIGHT_STATUSES,
+    INTERRUPTED,
+    SCHEMA_VERSION,
+    TABLES,
+)
 
 OK, FAILED, SKIPPED, INFO = "ok", "failed", "skipped", "info"
 
@@ -410,7 +416,7 @@ def _check_graph(result: Inspection) -> None:
                             f"input {name!r} of step {step_id} ({str(artifact_id)[:12]}) has no artifact record",
                         )
                     )
-        elif status in ("proposed", "accepted", "running"):
+        elif status in (*IN_FLIGHT_STATUSES, INTERRUPTED):
             unfinished.append(step_id)
     statuses = {s["step_id"]: s["status"] for s in rows.steps}
     for edge in rows.edges:

@@ -68,6 +68,7 @@ def runs(con: Connection) -> list[Row]:
                count(s.step_id) AS steps,
                count(*) FILTER (WHERE s.status = 'failed') AS failed,
                count(*) FILTER (WHERE s.status = 'rejected') AS rejected,
+               count(*) FILTER (WHERE s.status = 'interrupted') AS interrupted,
                count(*) FILTER (WHERE s.status = 'cached') AS cached,
                max(s.seq) AS last_seq
         FROM runs r LEFT JOIN steps s USING (run_id)

@@ -5,7 +5,9 @@ The sidebar sends the notebook's path relative to the server root; its store is 
 kernels inherit it). Paths never leave the root. Snapshots are cached per store and
 rebuilt only when a journal or Parquet file changed, so polling an idle store is a
 ``stat`` per file and paging a big run does not re-read its journal. A rebuild reads
-only the journal bytes appended since the last one (:class:`SnapshotReader`).
+only the journal bytes appended since the last one (:class:`SnapshotReader`). A writer
+that dies changes no file, so a cached snapshot is also dropped when a writer it saw
+alive (or unknown) is dead now: its steps in flight must show as interrupted.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class Snapshot:
     con: duckdb.DuckDBPyConnection
     reader: SnapshotReader
     """Reads the next snapshot of the store from where this one left off."""
+    source: catalog.Snapshot | None = None
+    """The store snapshot the connection shows (its writers' verdicts are re-tested)."""
     _materialised: set[str] = field(default_factory=set)
     _views: dict[str, str] = field(default_factory=dict)
     """How ``connect()`` defined each materialised view (to turn it back into one)."""
@@ -177,7 +181,7 @@ def appended_snapshot(previous: Snapshot, stamp: str, store: catalog.Snapshot) -
         con.execute("DROP TABLE _appended_newest")
         con.unregister("_appended_steps")
     views = {"steps": previous._views["steps"]}
-    return Snapshot(previous.layout, stamp, con, previous.reader, {"steps"}, views)
+    return Snapshot(previous.layout, stamp, con, previous.reader, store, {"steps"}, views)
 
 
 def open_snapshot(
@@ -192,7 +196,7 @@ def open_snapshot(
 def _materialised_snapshot(
     layout: StoreLayout, stamp: str, reader: SnapshotReader, store: catalog.Snapshot
 ) -> Snapshot:
-    snapshot = Snapshot(layout, stamp, connect_snapshot(store), reader)
+    snapshot = Snapshot(layout, stamp, connect_snapshot(store), reader, store)
     snapshot.materialise("steps")
     return snapshot
 
@@ -203,12 +207,17 @@ def next_snapshot(layout: StoreLayout, stamp: str, previous: Snapshot | None) ->
     if previous is None or previous.layout != layout:
         return open_snapshot(layout, stamp)
     store = previous.reader.read()
-    if store.appended is not None and "steps" in previous._materialised:
+    same_writers = previous.source is not None and previous.source.dead_runs == store.dead_runs
+    if store.appended is not None and "steps" in previous._materialised and same_writers:
         try:
             return appended_snapshot(previous, stamp, store)
         except duckdb.Error:
             pass  # the connection is in doubt: build a new one from the same records
     return _materialised_snapshot(layout, stamp, previous.reader, store)
+
+
+def _writer_died(snapshot: Snapshot) -> bool:
+    return snapshot.source is not None and snapshot.source.liveness_changed()
 
 
 class SnapshotCache:
@@ -226,7 +235,7 @@ class SnapshotCache:
         stamp = store_stamp(layout)
         with self._lock:
             current = self._snapshots.get(layout.root)
-            if current is not None and current.stamp == stamp:
+            if current is not None and current.stamp == stamp and not _writer_died(current):
                 return current
         fresh = next_snapshot(layout, stamp, current)
         with self._lock:

@@ -4,6 +4,7 @@
 const ICONS = {
   succeeded: "✓", cached: "⚡", failed: "✗", rejected: "⊘",
   proposed: "…", accepted: "…", running: "▶", open: "●",
+  interrupted: "↯",
 };
 
 function h(tag, attrs = {}, ...children) {
@@ -68,7 +69,7 @@ function stepsTable(model) {
   const filter = h("select", {
       onchange: (e) => { model.set("status_filter", e.target.value); model.save_changes(); },
     },
-    [["", "All steps"], ["failed,rejected", "Failed or rejected"], ["succeeded", "Succeeded"], ["cached", "Cached"]]
+    [["", "All steps"], ["failed,rejected", "Failed or rejected"], ["interrupted", "Interrupted"], ["succeeded", "Succeeded"], ["cached", "Cached"]]
       .map(([value, label]) => h("option", { value }, label)));
   filter.value = model.get("status_filter");
   const offset = page.offset ?? 0;

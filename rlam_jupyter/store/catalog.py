@@ -3,7 +3,10 @@
 ``connect()`` opens an in-memory DuckDB, so no file lock is ever held and any number
 of kernels, the Jupyter server and the CLI can read while kernels write. Each call
 sees a consistent snapshot: the Parquet parts published when it looked, and the
-journal records those parts do not cover.
+journal records those parts do not cover. It also judges the writers of runs that have
+not ended (:mod:`rlam_jupyter.store.liveness`): a step in flight in a run whose every
+writer is dead reads as ``interrupted``, and so does the run, until ``rlam repair``
+records it so.
 """
 
 from __future__ import annotations
@@ -18,10 +21,18 @@ import duckdb
 import pyarrow as pa
 
 from rlam_jupyter.errors import UnknownRunError
+from rlam_jupyter.store.journal import decode_line
 from rlam_jupyter.store.journal_reader import JournalChunk, header_id_of, parse_journal
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.liveness import DEAD, Liveness, judge
 from rlam_jupyter.store.manifest import Coverage, Manifest, load_manifests
-from rlam_jupyter.store.schema import LATEST_BY, SCHEMA_VERSION, TABLES
+from rlam_jupyter.store.schema import (
+    IN_FLIGHT_STATUSES,
+    INTERRUPTED,
+    LATEST_BY,
+    SCHEMA_VERSION,
+    TABLES,
+)
 from rlam_jupyter.store.versioning import check_readable
 
 
@@ -39,11 +50,38 @@ class Snapshot:
     appended: dict[str, pa.Table] | None = None
     """When the only change since the reader's previous snapshot is records appended to
     journals: those records, by table (else None: anything may have changed)."""
+    writers: list[WriterVerdict] = field(default_factory=list)
+    """The verdict on each journal writer of a run that has not ended (as the journals say)."""
+
+    @property
+    def dead_runs(self) -> set[str]:
+        """Runs whose every journal writer is dead: what they had in flight was interrupted."""
+        by_run: dict[str, list[str]] = {}
+        for verdict in self.writers:
+            by_run.setdefault(verdict.run_id, []).append(verdict.liveness.state)
+        return {run for run, states in by_run.items() if all(s == DEAD for s in states)}
+
+    def liveness_changed(self) -> bool:
+        """True when a writer judged alive or unknown here has died since (dead stays dead)."""
+        return any(
+            v.liveness.state != DEAD and judge(v.path, v.header).state != v.liveness.state
+            for v in self.writers
+        )
 
     @property
     def mixed_versions(self) -> bool:
         """True when some Parquet parts were written with an older schema."""
         return any(m.schema_version != SCHEMA_VERSION for m in self.manifests.values())
+
+
+@dataclass(frozen=True)
+class WriterVerdict:
+    """Whether the writer of one journal file lives, as judged when the snapshot was read."""
+
+    path: Path
+    run_id: str
+    header: dict[str, object] | None
+    liveness: Liveness
 
 
 def take_snapshot(layout: StoreLayout) -> Snapshot:
@@ -64,11 +102,18 @@ class _JournalState:
     end: int
     """Byte just after the last complete line read; the next read starts here."""
     next_line: int
+    header: dict[str, object] | None = None
+    """The file's first record (names its writer), None when unreadable."""
+    ended: bool = False
+    """True once a record read says the run ended: its writers need no judging."""
     pieces: dict[str, list[pa.Table]] = field(default_factory=dict)
     problems: list[tuple[str, int, str]] = field(default_factory=list)
     torn: tuple[str, int, str] | None = None
 
     def add(self, chunk: JournalChunk) -> None:
+        runs = chunk.tables.get("runs")
+        if runs is not None and any(s not in (None, "open") for s in runs["status"].to_pylist()):
+            self.ended = True
         for name, table in chunk.tables.items():
             pieces = self.pieces.setdefault(name, [])
             pieces.append(table)
@@ -96,10 +141,12 @@ def _fresh_state(
 ) -> _JournalState:
     """Nothing read yet of a file whose first line is ``head``; reading starts after ``coverage``."""
     header_id = header_id_of(head)
+    record = decode_line(head[:-1]) if header_id is not None else None
+    header = record if record is not None and record.get("_t") == "header" else None
     if coverage is None:
-        return _JournalState(signature, header_id, None, 0, 0, 1)
+        return _JournalState(signature, header_id, None, 0, 0, 1, header)
     start = min(coverage.offset, size)
-    return _JournalState(signature, header_id, None, start, start, coverage.lines + 1)
+    return _JournalState(signature, header_id, None, start, start, coverage.lines + 1, header)
 
 
 class SnapshotReader:
@@ -249,7 +296,26 @@ class SnapshotReader:
                 for name in TABLES
                 if name in self._appended
             }
-        return Snapshot(self.layout, manifests, journal, parts, problems, len(states), appended)
+        return Snapshot(
+            self.layout,
+            manifests,
+            journal,
+            parts,
+            problems,
+            len(states),
+            appended,
+            self._judge_writers(),
+        )
+
+    def _judge_writers(self) -> list[WriterVerdict]:
+        """A verdict on the writers of every run whose journals do not say it ended (a
+        lock test and a /proc read per file: runs that ended are never judged)."""
+        ended = {p.parent.name for p, s in self._files.items() if s.ended}
+        return [
+            WriterVerdict(path, path.parent.name, state.header, judge(path, state.header))
+            for path, state in sorted(self._files.items())
+            if path.parent.name not in ended
+        ]
 
 
 def read_journals(layout: StoreLayout) -> tuple[dict[str, pa.Table], list[tuple[str, int, str]]]:
@@ -269,7 +335,11 @@ def connect(store: str | os.PathLike[str] | StoreLayout | None = None) -> duckdb
     (every state change), ``artifacts``, ``edges``, ``environments``, ``llm_calls``,
     ``approvals``; table macro ``run_steps(run_id)`` lists a run's steps including
     the prefix a fork shares with its parent. The journal read report is available
-    as the ``journal_problems`` table (torn tails, corrupt records).
+    as the ``journal_problems`` table (torn tails, corrupt records), the verdict on the
+    writers of runs not ended as the ``writers`` table (``state`` alive, dead or
+    unknown, and why). A run not ended whose every writer is dead reads as
+    ``interrupted`` in ``runs``, and so do its steps in flight in ``steps``;
+    ``step_events`` keeps what was recorded.
 
     Compacted runs are read from Parquet partitioned by run, so a query for one run
     opens only that run's files; open runs come from their journals.
@@ -284,6 +354,7 @@ def connect_snapshot(snapshot: Snapshot) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("SET enable_progress_bar = false")
     register_journal(con, snapshot)
+    dead = bool(snapshot.dead_runs)  # else the views stay plain (and as fast as ever)
     for name, schema in TABLES.items():
         columns = ", ".join(f'"{f.name}"' for f in schema)
         source = f"SELECT * FROM _journal_{name}"
@@ -300,8 +371,13 @@ def connect_snapshot(snapshot: Snapshot) -> duckdb.DuckDBPyConnection:
         events = f"{name[:-1]}_events" if name in LATEST_BY else f"_{name}_all"
         con.execute(f"CREATE VIEW {events} AS {source}")
         if name == "runs":
+            status = (
+                f"* EXCLUDE (rn) REPLACE ({_INTERRUPTED_RUN} AS status)"
+                if dead
+                else "* EXCLUDE (rn)"
+            )
             con.execute(
-                f"CREATE VIEW {name} AS SELECT * EXCLUDE (rn) FROM ("
+                f"CREATE VIEW {name} AS SELECT {status} FROM ("
                 "SELECT *, row_number() OVER (PARTITION BY run_id "
                 f"ORDER BY event_no DESC) AS rn FROM {events}) WHERE rn = 1"
             )
@@ -311,8 +387,9 @@ def connect_snapshot(snapshot: Snapshot) -> duckdb.DuckDBPyConnection:
             # filter on run_id reaches both sides, so one run reads only its own files.
             # Event numbers are unique per key: one writer records a step.
             key = LATEST_BY[name]
+            chosen = f"e.* REPLACE ({_INTERRUPTED_STEP} AS status)" if dead else "e.*"
             con.execute(
-                f"CREATE VIEW {name} AS SELECT e.* FROM {events} e SEMI JOIN ("
+                f"CREATE VIEW {name} AS SELECT {chosen} FROM {events} e SEMI JOIN ("
                 f"SELECT run_id, {key}, max(event_no) AS newest FROM {events} GROUP BY ALL) n "
                 f"ON e.run_id = n.run_id AND e.{key} = n.{key} AND e.event_no = n.newest"
             )
@@ -320,6 +397,17 @@ def connect_snapshot(snapshot: Snapshot) -> duckdb.DuckDBPyConnection:
             con.execute(f"CREATE VIEW {name} AS SELECT DISTINCT ON (*) * FROM {events}")
     con.execute(_RUN_STEPS_MACRO)
     return con
+
+
+_IN_FLIGHT = ", ".join(f"'{s}'" for s in IN_FLIGHT_STATUSES)
+_INTERRUPTED_RUN = (
+    "CASE WHEN coalesce(status, 'open') = 'open' AND run_id IN "
+    f"(SELECT run_id FROM _dead_writer_runs) THEN '{INTERRUPTED}' ELSE status END"
+)
+_INTERRUPTED_STEP = (
+    f"CASE WHEN e.status IN ({_IN_FLIGHT}) AND e.run_id IN (SELECT run_id FROM runs "
+    f"WHERE status = '{INTERRUPTED}') THEN '{INTERRUPTED}' ELSE e.status END"
+)
 
 
 def register_journal(con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
@@ -337,6 +425,36 @@ def register_journal(con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None
         }
     )
     con.register("journal_problems", problems)
+    dead = pa.table({"run_id": pa.array(sorted(snapshot.dead_runs), pa.string())})
+    con.register("_dead_writer_runs", dead)
+    verdicts = snapshot.writers
+    con.register(
+        "writers",
+        pa.table(
+            {
+                "run_id": pa.array([v.run_id for v in verdicts], pa.string()),
+                "writer": pa.array([_text(v.header, "writer") for v in verdicts], pa.string()),
+                "host": pa.array([_text(v.header, "host") for v in verdicts], pa.string()),
+                "pid": pa.array([_number(v.header, "pid") for v in verdicts], pa.int64()),
+                "process_started_us": pa.array(
+                    [_number(v.header, "process_started_us") for v in verdicts], pa.int64()
+                ),
+                "state": pa.array([v.liveness.state for v in verdicts], pa.string()),
+                "reason": pa.array([v.liveness.reason for v in verdicts], pa.string()),
+                "journal": pa.array([str(v.path) for v in verdicts], pa.string()),
+            }
+        ),
+    )
+
+
+def _text(header: dict[str, object] | None, key: str) -> str | None:
+    value = (header or {}).get(key)
+    return value if isinstance(value, str) else None
+
+
+def _number(header: dict[str, object] | None, key: str) -> int | None:
+    value = (header or {}).get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 _RUN_STEPS_MACRO = """

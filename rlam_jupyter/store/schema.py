@@ -194,7 +194,23 @@ TABLES: dict[str, pa.Schema] = {
 LATEST_BY: dict[str, str] = {"runs": "run_id", "steps": "step_id"}
 """Tables whose records are snapshots: the view keeps the newest record per key."""
 
-STEP_STATUSES = ("proposed", "accepted", "rejected", "running", "succeeded", "failed", "cached")
+STEP_STATUSES = (
+    "proposed",
+    "accepted",
+    "rejected",
+    "running",
+    "succeeded",
+    "failed",
+    "cached",
+    "interrupted",
+)
+IN_FLIGHT_STATUSES = ("proposed", "accepted", "running")
+"""A step whose newest record is one of these has no outcome yet: in flight while its
+writer lives, ``interrupted`` once the writer is gone (derived by readers, then recorded
+by ``rlam repair``). An interrupted step never finished: it is a gap in the trace."""
+INTERRUPTED = "interrupted"
+WRITER_DIED = "WriterDied"
+"""``error_type`` of a recorded interrupted step: its writer (kernel) died while it ran."""
 EDGE_TYPES = ("used", "generated", "derived_from", "recovers", "forked_from", "proposed_by")
 
 
