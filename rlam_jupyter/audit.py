@@ -66,6 +66,9 @@ class Tally:
     present: int = 0
     expected: int = 0
     missing: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Items that could not be checked at all (a step that was not re-executed): they
+    count as expected and not present, and are named apart from real shortfalls."""
 
     def check(self, ok: bool, what: str) -> None:
         self.expected += 1
@@ -73,6 +76,10 @@ class Tally:
             self.present += 1
         else:
             self.missing.append(what)
+
+    def skip(self, what: str) -> None:
+        self.expected += 1
+        self.skipped.append(what)
 
     @property
     def value(self) -> float | None:
@@ -82,6 +89,7 @@ class Tally:
         self.present += other.present
         self.expected += other.expected
         self.missing.extend(other.missing)
+        self.skipped.extend(other.skipped)
 
 
 @dataclass
@@ -146,7 +154,26 @@ class AuditReport:
 
     @property
     def ok(self) -> bool:
-        return not self.below_target
+        """Every metric meets its target; a step that was not re-executed is a shortfall."""
+        return self.passes(allow_skipped=False)
+
+    def passes(self, allow_skipped: bool) -> bool:
+        """``ok``, or with ``allow_skipped``: short only by steps that could not be
+        re-executed (they are still counted in the metric and named)."""
+        below = self.below_target
+        if allow_skipped and set(below) == {"reproducibility_success"}:
+            total = self._total("reproducibility_success")
+            return total is not None and total.present + len(total.skipped) == total.expected
+        return not below
+
+    def skipped(self) -> list[str]:
+        """Every step that was not re-executed, and why, one sentence each."""
+        return [
+            f"{run.name}: {what}"
+            for run in self.runs
+            if run.reproducibility is not None
+            for what in run.reproducibility.skipped
+        ]
 
     @property
     def failures(self) -> list[Failure]:
@@ -166,6 +193,7 @@ class AuditReport:
             "metrics": self.metrics,
             "targets": TARGETS,
             "ok": self.ok,
+            "not_verified": self.skipped(),
             "runs": [
                 {
                     "run_id": r.run_id,
@@ -182,6 +210,7 @@ class AuditReport:
                         *r.visibility.missing,
                         *(r.reproducibility.missing if r.reproducibility else []),
                     ],
+                    "not_verified": r.reproducibility.skipped if r.reproducibility else [],
                     "notes": r.notes,
                 }
                 for r in self.runs
@@ -206,6 +235,10 @@ class AuditReport:
         missing = self.missing()
         if missing:
             lines += ["", "missing or wrong:"] + [f"  - {m}" for m in missing[:50]]
+        skipped = self.skipped()
+        if skipped:
+            lines += ["", "not verified (not re-executed, counted against Reproducibility Success):"]
+            lines += [f"  - {m}" for m in skipped[:50]]
         if self.failures:
             lines += ["", "failures:"]
             for f in self.failures:
@@ -247,11 +280,18 @@ class AuditReport:
             for f in self.failures
         )
         missing = "".join(f"<li>{html.escape(m)}</li>" for m in self.missing()[:50])
+        skipped = "".join(f"<li>{html.escape(m)}</li>" for m in self.skipped()[:50])
         return (
             f"<div class='rlam-audit'>{cards}<table class='rlam-table'><thead><tr><th>run</th>"
             "<th>status</th><th>steps</th><th>TC</th><th>FV</th><th>RS</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>"
             + (f"<p>Missing or wrong:</p><ul>{missing}</ul>" if missing else "")
+            + (
+                "<p>Not verified (not re-executed, counted against Reproducibility "
+                f"Success):</p><ul>{skipped}</ul>"
+                if skipped
+                else ""
+            )
             + (f"<p>Failures:</p><ul>{failures}</ul>" if failures else "")
             + "</div>"
         )
@@ -569,12 +609,13 @@ def _reproducibility(layout: StoreLayout, item: RunAudit) -> Tally:
     for step in report.steps:
         if step.inherited_from:
             continue  # audited with the run it belongs to
+        label = f"step {step.seq} ({step.action})"
         if step.verify in ("identical", "diverged"):
             detail = "; ".join(step.differences) or "outputs differ"
-            tally.check(
-                step.verify == "identical",
-                f"step {step.seq} ({step.action}) does not reproduce: {detail}",
-            )
+            tally.check(step.verify == "identical", f"{label} does not reproduce: {detail}")
+        elif step.ran and step.verify:
+            why = "; ".join(step.differences)
+            tally.skip(f"{label} {step.verify}" + (f": {why}" if why else ""))
     return tally
 
 
@@ -616,6 +657,11 @@ def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-reproduce", action="store_true", help="skip re-execution (no reproducibility metric)"
     )
+    parser.add_argument(
+        "--allow-skipped",
+        action="store_true",
+        help="exit 0 even when steps could not be re-executed (they are still counted and named)",
+    )
     parser.set_defaults(handler=_audit_cli)
 
 
@@ -624,7 +670,7 @@ def _audit_cli(args: argparse.Namespace) -> int:
 
     report = audit(args.run, args.store, reproduce=not args.no_reproduce)
     emit(args, report.to_json(), repr(report))
-    return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+    return EXIT_OK if report.passes(args.allow_skipped) else EXIT_CHECK_FAILED
 
 
 _register_magic()

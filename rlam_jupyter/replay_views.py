@@ -63,6 +63,17 @@ class ReplayStep:
     """identical · diverged · skipped (external) · skipped (<reason>) · None (not verified)"""
     differences: tuple[str, ...] = ()
 
+    @property
+    def ran(self) -> bool:
+        """The step executed (or was served) when recorded: it has a result to reproduce.
+        Refused and unfinished steps have none."""
+        return self.status in ("restored", "failed", "missing", "unrestorable")
+
+    @property
+    def not_verified(self) -> bool:
+        """It ran, verification was asked for, and it was not re-executed."""
+        return self.ran and bool(self.verify) and str(self.verify).startswith("skipped")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "seq": self.seq,
@@ -101,9 +112,20 @@ class ReplayReport:
     @property
     def ok(self) -> bool:
         """True when every step restored (failed steps excepted: they are history) and,
-        when verified, nothing diverged."""
+        when verified, every step that ran was re-executed and nothing diverged."""
+        return self.passes(allow_skipped=False)
+
+    def passes(self, allow_skipped: bool) -> bool:
+        """``ok``; with ``allow_skipped``, steps that could not be re-executed (named in
+        :attr:`not_verified`) do not fail it."""
         restoring = all(s.status not in ("missing", "unrestorable") for s in self.steps)
-        return restoring and not any(s.verify == "diverged" for s in self.steps)
+        skipped = bool(self.not_verified) and not allow_skipped
+        return restoring and not skipped and not any(s.verify == "diverged" for s in self.steps)
+
+    @property
+    def not_verified(self) -> list[ReplayStep]:
+        """Steps that ran but were not re-executed by ``verify`` (the reason is in ``verify``)."""
+        return [s for s in self.steps if self.verified and s.not_verified]
 
     @property
     def diverged(self) -> list[ReplayStep]:
@@ -166,6 +188,11 @@ class ReplayReport:
 
     def __repr__(self) -> str:
         lines = [self.summary(), _text_table(self._header(), self._rows())]
+        if self.not_verified:
+            lines.append(
+                f"{len(self.not_verified)} step(s) not verified (not re-executed): "
+                + ", ".join(f"{s.seq} {s.action}" for s in self.not_verified)
+            )
         if self.env_differences:
             lines += ["environment differences:", *("  " + x for x in self.env_lines())]
         lines += self.notes
@@ -179,6 +206,10 @@ class ReplayReport:
             "verified": self.verified,
             "ok": self.ok,
             "counts": dict(self.counts),
+            "not_verified": [
+                f"step {s.seq} ({s.action}) {s.verify}: {'; '.join(s.differences)}".rstrip(": ")
+                for s in self.not_verified
+            ],
             "steps": [s.to_json() for s in self.steps],
             "restored_names": sorted(self.values),
             "env_differences": [

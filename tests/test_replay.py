@@ -482,8 +482,12 @@ def test_cli_replay_verify_diff_and_forks(
     clock = Registry()
     clock.add(build_spec(wall_clock, name="cli_clock"))
     record(store, clock, name="clock", body="now = cli_clock()")
-    assert cli.main(["replay", "clock", "--store", str(store), "--verify"]) == 0
+    # a step that was not re-executed is never passed as verified, unless the user says so
+    assert cli.main(["replay", "clock", "--store", str(store), "--verify"]) == cli.EXIT_CHECK_FAILED
     assert "skipped (action not registered)" in capsys.readouterr().out
+    allowed = ["replay", "clock", "--store", str(store), "--verify", "--allow-skipped"]
+    assert cli.main(allowed) == 0
+    assert "1 step(s) not verified" in capsys.readouterr().out
     try:
         args = ["replay", "clock", "--store", str(store), "--verify", "--actions", "clock_actions"]
         assert cli.main(args) == cli.EXIT_CHECK_FAILED

@@ -63,8 +63,14 @@ def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
         dest="modules",
         action="append",
         default=[],
-        metavar="MODULE",
-        help="import MODULE before re-executing (registers custom actions); repeatable",
+        metavar="MODULE_OR_FILE",
+        help="import a module (by name, found from the current folder too) or a .py file "
+        "before re-executing, for actions whose source the bundle does not hold; repeatable",
+    )
+    verifier.add_argument(
+        "--allow-skipped",
+        action="store_true",
+        help="exit 0 even when steps could not be re-executed (they are still named)",
     )
     verifier.add_argument(
         "--with",
@@ -115,7 +121,11 @@ def _existing_bundle(path: str) -> str:
 def _verify(args: argparse.Namespace) -> int:
     _existing_bundle(args.bundle)
     report = verify_bundle(
-        args.bundle, reexecute=args.reexecute, modules=args.modules, method=args.method
+        args.bundle,
+        reexecute=args.reexecute,
+        modules=args.modules,
+        method=args.method,
+        allow_skipped=args.allow_skipped,
     )
     _emit(args, report.to_json(), report.text())
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED

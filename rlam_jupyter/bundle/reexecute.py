@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -30,14 +31,19 @@ from rlam_jupyter.bundle.trace_rows import json_field
 if TYPE_CHECKING:
     from rlam_jupyter.engine import Engine, Run
     from rlam_jupyter.objects import ObjectStore
+    from rlam_jupyter.recorded_actions import RecordedActions
     from rlam_jupyter.trace import StepResult
 
 IDENTICAL = "identical"
 DIVERGED = "diverged"
 REPRODUCED_FAILURE = "reproduced failure"
 NOT_REEXECUTABLE = "not re-executable"
+"""The step ran when recorded but was not re-executed here (external, its action or an
+input missing): not verified, never counted as reproduced."""
 SKIPPED = "skipped"
-FAILING = (DIVERGED, NOT_REEXECUTABLE)
+"""Nothing to re-execute: a refused proposal or a step that never finished."""
+FAILING = (DIVERGED,)
+NOT_VERIFIED = (NOT_REEXECUTABLE,)
 
 
 @dataclass(frozen=True)
@@ -61,10 +67,13 @@ def reexecute_in_fresh_process(
     command = [sys.executable, "-m", "rlam_jupyter.bundle.reexecute", "--store", str(store)]
     command += ["--with", method]
     for module in modules:
-        command += ["--import", module]
+        command += ["--import", _importable(module)]
     command += list(run_ids)
     env = dict(os.environ)
     env.pop("RLAM_HOME", None)
+    # the child works in a scratch folder: modules named relative to the caller's folder
+    # must still be found there
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="rlam-reexec-") as cwd:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, check=False
@@ -101,7 +110,7 @@ def _with_replay(replay: Any, store: Path, run_ids: Sequence[str]) -> list[StepO
                 outcome = REPRODUCED_FAILURE
             elif verdict in (IDENTICAL, DIVERGED):
                 outcome = verdict
-            elif step.status in ("missing", "unrestorable") or "not registered" in verdict:
+            elif step.not_verified or step.status in ("missing", "unrestorable"):
                 outcome = NOT_REEXECUTABLE
             else:
                 outcome = SKIPPED
@@ -116,12 +125,14 @@ def _with_engine(store: Path, run_ids: Sequence[str]) -> list[StepOutcome]:
     from rlam_jupyter.actions import registry
     from rlam_jupyter.engine import Engine
     from rlam_jupyter.objects import ObjectStore
+    from rlam_jupyter.recorded_actions import RecordedActions, rows_from_connection
     from rlam_jupyter.store.catalog import connect
     from rlam_jupyter.store.layout import StoreLayout
 
     layout = StoreLayout(store)
     con = connect(layout)
     objects = ObjectStore(layout)
+    actions = RecordedActions(registry(), rows_from_connection(con))
     artifacts: dict[str, tuple[str, str | None]] = {
         row[0]: (row[1], row[2])
         for row in con.execute("SELECT artifact_id, kind, object_path FROM artifacts").fetchall()
@@ -138,7 +149,7 @@ def _with_engine(store: Path, run_ids: Sequence[str]) -> list[StepOutcome]:
             run = engine.start_run(f"verify-{name}", int(seed))
             for values in relation.fetchall():
                 step = dict(zip(columns, values, strict=True))
-                kind, detail = _reexecute_step(engine, run, step, artifacts, objects)
+                kind, detail = _reexecute_step(engine, run, step, artifacts, objects, actions)
                 outcomes.append(
                     StepOutcome(run_id, step["seq"], step["step_id"], step["action"], kind, detail)
                 )
@@ -153,6 +164,7 @@ def _reexecute_step(
     step: dict[str, Any],
     artifacts: dict[str, tuple[str, str | None]],
     objects: ObjectStore,
+    actions: RecordedActions,
 ) -> tuple[str, str]:
     """Re-run one recorded step through the engine on its recorded inputs: (outcome, detail)."""
     from rlam_jupyter.engine import Binding
@@ -164,14 +176,17 @@ def _reexecute_step(
     if status not in ("succeeded", "cached", "failed"):
         return SKIPPED, f"never finished (last status {status})"
     if step.get("determinism") == "external":
-        return SKIPPED, "external: recorded outputs are restored, never re-run"
-    if step["action"] == "python" and "python" not in engine.registry:
-        return _reexecute_python_cell(engine, run, step, artifacts, objects)
-    if step["action"] not in engine.registry:
-        return NOT_REEXECUTABLE, (
-            f"action {step['action']!r} is not registered here; pass --import MODULE "
-            "with the module that defines it"
-        )
+        return NOT_REEXECUTABLE, "external: its recorded outputs are what it gave, never re-run"
+    resolved = actions.for_step(
+        step["action"],
+        step.get("action_version"),
+        step.get("determinism"),
+        json_field(step, "params", {}),
+        list(json_field(step, "inputs", {})),
+        tuple(json_field(step, "targets", [])),
+    )
+    if resolved.spec is None:
+        return NOT_REEXECUTABLE, resolved.reason
     bindings, missing = {}, []
     for pname, artifact_id in json_field(step, "inputs", {}).items():
         kind, path = artifacts.get(artifact_id, ("", None))
@@ -191,8 +206,10 @@ def _reexecute_step(
         tuple(json_field(step, "targets", [])),
         origin="verify",
     )
-    result = engine.execute(run, proposal, use_cache=False)
+    own = engine.registry.get(resolved.spec.name) is resolved.spec
+    result = engine.execute(run, proposal, use_cache=False, spec=None if own else resolved.spec)
     recorded = json_field(step, "outputs", {})
+    notes = "; ".join(resolved.notes)
     if status == "failed":
         got = result.error.type if result.error else result.status
         same = result.status == "failed" and got == step.get("error_type")
@@ -203,8 +220,8 @@ def _reexecute_step(
         return DIVERGED, f"now fails: {result.error.type}: {result.error.message}"
     differing = _differing_outputs(result, recorded, artifacts)
     if result.status == "succeeded" and not differing:
-        return IDENTICAL, ""
-    return DIVERGED, f"output(s) {differing} have other hashes"
+        return IDENTICAL, notes
+    return DIVERGED, "; ".join(filter(None, [f"output(s) {differing} have other hashes", notes]))
 
 
 def _differing_outputs(
@@ -225,26 +242,29 @@ def _differing_outputs(
     return differing
 
 
-def _reexecute_python_cell(
-    engine: Engine,
-    run: Run,
-    step: dict[str, Any],
-    artifacts: dict[str, tuple[str, str | None]],
-    objects: ObjectStore,
-) -> tuple[str, str]:
-    """A ``%%rlam python --pure`` cell: its recorded source is its action (never registered)."""
-    from rlam_jupyter.python_cell import python_spec
+def _importable(item: str) -> str:
+    """A ``--import`` item as the child process can use it: a file path made absolute,
+    a module name as it is."""
+    path = Path(item)
+    if item.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise RuntimeError(f"--import {item}: no such file")
+        return str(path.resolve())
+    return item
 
-    source = json_field(step, "params", {}).get("source")
-    if not isinstance(source, str):
-        return NOT_REEXECUTABLE, "the python cell's source is not recorded"
-    inputs = list(json_field(step, "inputs", {}))
-    outputs = list(json_field(step, "outputs", {}))
-    engine.registry.add(python_spec(source, inputs, outputs, pure=True))
-    try:
-        return _reexecute_step(engine, run, step, artifacts, objects)
-    finally:
-        engine.registry.remove("python")
+
+def import_actions(item: str) -> None:
+    """Import a module by name, or a ``.py`` file by path (its actions register)."""
+    if item.endswith(".py"):
+        path = Path(item)
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {item}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+        return
+    importlib.import_module(item)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -255,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("run_ids", nargs="+")
     args = parser.parse_args(argv)
     for module in args.modules:
-        importlib.import_module(module)
+        import_actions(module)
     engine, outcomes = reexecute(Path(args.store), args.run_ids, args.method)
     print(json.dumps({"engine": engine, "outcomes": [asdict(o) for o in outcomes]}))
     return 0

@@ -21,7 +21,7 @@ from typing import Any
 from rlam_jupyter.bundle.archive import DEFAULT_LIMITS, Limits
 from rlam_jupyter.bundle.checks import FAILED, INFO, OK, SKIPPED, Check, Inspection, inspect_bundle
 from rlam_jupyter.bundle.problems import BundleError, Problem
-from rlam_jupyter.bundle.reexecute import FAILING, reexecute_in_fresh_process
+from rlam_jupyter.bundle.reexecute import FAILING, NOT_VERIFIED, reexecute_in_fresh_process
 from rlam_jupyter.fingerprint import compare, fingerprint
 
 _MARKS = {OK: "✓", FAILED: "✗", SKIPPED: "-", INFO: "~"}
@@ -88,11 +88,14 @@ def verify_bundle(
     modules: Sequence[str] = (),
     method: str = "engine",
     limits: Limits = DEFAULT_LIMITS,
+    allow_skipped: bool = False,
 ) -> VerifyReport:
     """Check a bundle; ``reexecute`` also re-runs its steps in a fresh process.
 
     ``modules`` are imported in that process first, to register custom actions;
     ``method`` is ``engine`` or ``replay`` (see :mod:`rlam_jupyter.bundle.reexecute`).
+    A step that ran but could not be re-executed fails the check unless
+    ``allow_skipped`` (it is named either way, never counted as reproduced).
     Re-execution loads the bundle's pickled objects: use it on bundles you trust.
     """
     inspection = inspect_bundle(Path(path), limits)
@@ -100,7 +103,7 @@ def verify_bundle(
         if inspection.rows is not None:
             _check_environment(inspection)
         if reexecute:
-            _check_reexecution(inspection, modules, method, limits)
+            _check_reexecution(inspection, modules, method, limits, allow_skipped)
         report = VerifyReport(
             bundle=Path(path),
             bundle_hash=inspection.manifest_hash,
@@ -167,7 +170,11 @@ def _show(value: Any) -> str:
 
 
 def _check_reexecution(
-    inspection: Inspection, modules: Sequence[str], method: str, limits: Limits
+    inspection: Inspection,
+    modules: Sequence[str],
+    method: str,
+    limits: Limits,
+    allow_skipped: bool = False,
 ) -> None:
     if not inspection.ok or inspection.rows is None:
         inspection.add(
@@ -194,13 +201,27 @@ def _check_reexecution(
             return
     inspection.reexecution = [asdict(o) for o in outcomes]
     counts = Counter(o.outcome for o in outcomes)
+    failing = FAILING if allow_skipped else FAILING + NOT_VERIFIED
     problems = [
         Problem(o.step_id, f"{o.action}: {o.outcome}" + (f" ({o.detail})" if o.detail else ""))
         for o in outcomes
-        if o.outcome in FAILING
+        if o.outcome in failing
+    ]
+    allowed = [
+        f"{o.step_id} {o.action}: not verified ({o.detail})"
+        for o in outcomes
+        if allow_skipped and o.outcome in NOT_VERIFIED
     ]
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no steps"
     where = f"in a fresh process (with {used})"
+    if allowed:
+        where += f"; {len(allowed)} step(s) not verified, allowed by --allow-skipped"
     inspection.add(
-        Check("re-execution", FAILED if problems else OK, f"{summary} — {where}", problems)
+        Check(
+            "re-execution",
+            FAILED if problems else OK,
+            f"{summary} — {where}",
+            problems,
+            details=allowed,
+        )
     )
