@@ -19,6 +19,7 @@ def execute_cells(folder: Path, cells: list[str], name: str = "analysis.ipynb") 
         if source.startswith("# raises"):
             cell.metadata["tags"] = ["raises-exception"]
         notebook.cells.append(cell)
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     nbformat.write(notebook, path)
     executed = run_notebook(path)

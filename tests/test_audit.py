@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -229,3 +233,90 @@ def test_audit_of_every_run_in_the_cli_and_the_magic(
         "reproducibility_success": 1.0,
     }
     assert main(["audit", "no-such-run", "--store", str(store)]) == 2
+
+
+NOTEBOOK_ACTIONS = '''\
+import numpy as np
+import pandas as pd
+import rlam_jupyter as rlam
+
+SCALE = 3.0
+
+def _shift(x):
+    return x * SCALE + 1
+
+@rlam.action(determinism="pure", version="1")
+def shifted(data: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Shift one column through a helper of this cell."""
+    return data.assign(**{column: _shift(data[column])})
+
+@rlam.action(determinism="seeded")
+def noisy_mean(data: pd.DataFrame, column: str, rng: np.random.Generator = None) -> float:
+    return float(data[column].mean() + rng.normal())
+'''
+
+
+def _notebook_run(folder: Path) -> Path:
+    """A run of two notebook-defined actions, executed headlessly in a real kernel."""
+    from notebook_cells import execute_cells
+
+    execute_cells(
+        folder,
+        [
+            "%load_ext rlam_jupyter",
+            NOTEBOOK_ACTIONS,
+            "%%rlam --run nb --seed 5 --quiet\n"
+            'data = load_dataset(name="iris")\n'
+            's = shifted(data=data, column="petal width (cm)")\n'
+            'm = noisy_mean(data=s, column="petal width (cm)")',
+        ],
+    )
+    return folder / ".rlam"
+
+
+def _rlam_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "RLAM_HOME"}
+    return subprocess.run(
+        [sys.executable, "-m", "rlam_jupyter.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        check=False,
+    )
+
+
+def test_the_cli_audit_re_executes_notebook_actions_from_their_recorded_source(
+    tmp_path: Path,
+) -> None:
+    recorded = _notebook_run(tmp_path / "analysis")
+    elsewhere = tmp_path / "elsewhere"  # a fresh folder: no notebook, no kernel, no module
+    shutil.copytree(recorded, elsewhere / ".rlam")
+    done = _rlam_cli("audit", "nb", "--json", cwd=elsewhere)
+    report = json.loads(done.stdout)
+    assert report["not_verified"] == []
+    assert report["metrics"]["reproducibility_success"] == 1.0
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_cli_audit_names_steps_it_could_not_re_execute_and_exits_non_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RLAM_AUTO_COMPACT", "0")  # the kernel's journals stay as written
+    recorded = _notebook_run(tmp_path / "analysis")
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(recorded, elsewhere / ".rlam")
+    for journal in (elsewhere / ".rlam" / "journal").rglob("*.jsonl"):
+        # the source withheld, as in a trace recorded before sources were kept
+        kept = [line for line in journal.read_bytes().splitlines(True) if b'"_t":"actions"' not in line]
+        journal.write_bytes(b"".join(kept))
+    done = _rlam_cli("audit", "nb", "--json", cwd=elsewhere)
+    report = json.loads(done.stdout)
+    assert done.returncode == 1
+    assert report["metrics"]["reproducibility_success"] < 1.0
+    skipped = report["not_verified"]
+    assert [line.split(" (")[1].split(")")[0] for line in skipped] == ["shifted", "noisy_mean"]
+    assert all("not registered here" in line for line in skipped)
+    allowed = _rlam_cli("audit", "nb", "--allow-skipped", cwd=elsewhere)
+    assert allowed.returncode == 0, allowed.stdout
+    assert "not verified" in allowed.stdout
