@@ -27,7 +27,12 @@ from typing import Any
 
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
-from rlam_jupyter.store.schema import IN_FLIGHT_STATUSES, INTERRUPTED, WRITER_DIED
+from rlam_jupyter.store.schema import (
+    IN_FLIGHT_STATUSES,
+    INTERRUPTED,
+    USER_INTERRUPT,
+    WRITER_DIED,
+)
 
 TARGETS = {
     "trace_completeness": 1.0,
@@ -410,7 +415,10 @@ def _audit_run(con: Any, run_id: str) -> RunAudit:
         decided = bool(statuses & {"accepted", "rejected"})
         completeness.check(decided, f"{label}: no decision (accepted/rejected) is recorded")
         if "accepted" in statuses or statuses & {"succeeded", "cached", "failed", INTERRUPTED}:
-            done = bool(statuses & {"succeeded", "cached", "failed"})
+            # an interrupt the step's own writer recorded is an outcome; a dead writer's is not
+            done = bool(statuses & {"succeeded", "cached", "failed"}) or (
+                last["status"] == INTERRUPTED and last["error_type"] == USER_INTERRUPT
+            )
             if done or not open_run:
                 if _interrupted(last, interrupted_run):
                     cause = last["error_message"] or died or "its writer died"
@@ -439,7 +447,7 @@ def _audit_run(con: Any, run_id: str) -> RunAudit:
         if last["recovers"]:
             target = latest.get(last["recovers"])
             completeness.check(
-                target is not None and target["status"] in ("failed", "rejected"),
+                target is not None and target["status"] in ("failed", "rejected", INTERRUPTED),
                 f"{label}: recovers {last['recovers']}, which is not a recorded failure",
             )
             completeness.check(

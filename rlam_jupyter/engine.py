@@ -53,6 +53,7 @@ from rlam_jupyter.run_index import ArtifactRef, RunIndex, StepEntry
 from rlam_jupyter.store.journal import JournalWriter, now_us
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
 from rlam_jupyter.store.liveness import HOST
+from rlam_jupyter.store.schema import INTERRUPTED, USER_INTERRUPT
 from rlam_jupyter.trace import CellInfo, StepError, StepResult
 
 
@@ -98,7 +99,7 @@ class Run:
 
     @property
     def failed_steps(self) -> list[StepResult]:
-        return [r for r in self.results if r.status == "failed"]
+        return [r for r in self.results if r.status in ("failed", INTERRUPTED)]
 
     @property
     def unrecovered_failures(self) -> list[StepResult]:
@@ -422,6 +423,32 @@ class Engine:
                 seed,
                 {pname: b.object_path for pname, b in inputs.items()},
             )
+        except KeyboardInterrupt as exc:
+            # Ctrl-C / the kernel's interrupt: the step ends without a result, and says so
+            error = StepError(
+                USER_INTERRUPT,
+                "interrupted before it finished (Ctrl-C or the kernel's interrupt); "
+                "nothing it computed was kept",
+                _short_traceback(exc),
+            )
+            with run.writer.holding_failures():
+                self._record_step(
+                    run,
+                    step_id,
+                    seq,
+                    proposal,
+                    status=INTERRUPTED,
+                    error=error,
+                    started_at=started_us,
+                    duration_ms=(time.perf_counter() - t0) * 1e3,
+                    **common,
+                )
+            run.results.append(
+                StepResult(
+                    run.run_id, step_id, seq, spec.name, INTERRUPTED, seed=seed, error=error
+                )
+            )
+            raise
         except Exception as exc:
             duration = (time.perf_counter() - t0) * 1e3
             error = StepError(type(exc).__qualname__, str(exc) or repr(exc), _short_traceback(exc))
@@ -584,8 +611,10 @@ class Engine:
         entry = None
         if run.index is not None:
             entry = next((e for e in reversed(run.index.steps) if e.step_id == step_id), None)
-        if entry is None or entry.status not in ("failed", "rejected"):
-            failed = [r.step_id for r in run.results if r.status in ("failed", "rejected")]
+        if entry is None or entry.status not in ("failed", "rejected", INTERRUPTED):
+            failed = [
+                r.step_id for r in run.results if r.status in ("failed", "rejected", INTERRUPTED)
+            ]
             what = (
                 f"step {step_id} {entry.status}" if entry else f"{ref!r} is not a step of this run"
             )

@@ -246,6 +246,16 @@ def object_path_traversal(good: Entries, sandbox: Path, out: Path) -> Path:
     return _write(out, entries, manifest=True)
 
 
+def altered_action_source(good: Entries, sandbox: Path, out: Path) -> Path:
+    """Code slipped into a recorded action source: re-execution would run it."""
+    entries = dict(good)
+    table = _table(entries, "actions")
+    rows = table.to_pylist()
+    rows[0]["source"] = json.dumps({"module": "x", "code": "import os\n", "files": {}})
+    entries["trace/actions.parquet"] = _parquet(pa.Table.from_pylist(rows, schema=table.schema))
+    return _write(out, entries, manifest=True)
+
+
 def not_a_zip(good: Entries, sandbox: Path, out: Path) -> Path:
     out.write_bytes(b"PK\x03\x04 definitely not a zip" * 10)
     return out
@@ -283,6 +293,7 @@ CASES: list[tuple[Hostile, str, str]] = [
     (failure_without_cause, "trace/steps.parquet", "has no recorded cause"),
     (run_id_traversal, "trace/runs.parquet", "unsafe run id '../../evil'"),
     (object_path_traversal, "trace/artifacts.parquet", "unsafe object path '../../../etc/passwd'"),
+    (altered_action_source, "trace/actions.parquet", "does not match its hash"),
     (not_a_zip, "hostile.zip", "not a readable zip archive"),
     (newer_format, "manifest.json", "format version 99"),
 ]
@@ -370,3 +381,12 @@ def test_a_bundle_from_an_older_schema_verifies_and_imports(
     assert report.ok, report.text()
     result = import_bundle(bundle, tmp_path / ".rlam")
     assert len(result.imported) == 1
+
+
+def test_a_bundle_from_before_action_sources_were_recorded_still_verifies(
+    good_bundle: Path, tmp_path: Path
+) -> None:
+    entries = {n: d for n, d in _entries(good_bundle).items() if n != "trace/actions.parquet"}
+    older = _write(tmp_path / "older.zip", entries, manifest=True)
+    report = verify_bundle(older)
+    assert report.ok, report.text()

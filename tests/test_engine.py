@@ -330,3 +330,34 @@ def test_object_store_recreates_a_missing_shard_folder(tmp_path: Path) -> None:
     shutil.rmtree(engine.objects.path_of(path).parent)
     assert engine.objects.put(canonical) == path
     assert engine.objects.get(path) == {"a": 1}
+
+
+def interrupted_here(data: pd.DataFrame) -> int:
+    """What Ctrl-C in the middle of a long step looks like from inside it."""
+    raise KeyboardInterrupt
+
+
+def test_a_step_interrupted_by_the_user_is_recorded_as_interrupted_and_can_be_recovered(
+    store: Path, actions: Registry
+) -> None:
+    actions.add(build_spec(interrupted_here))
+    engine = Engine(store, registry=actions)
+    run = engine.start_run("stop", seed=1)
+    engine.execute_all(run, parse_cell('data = load_dataset(name="iris")', actions))
+    with pytest.raises(KeyboardInterrupt):
+        engine.execute(run, parse_cell("n = interrupted_here(data=data)", actions)[0])
+    recovery = engine.execute(
+        run, parse_cell("n = count_rows(data=data)", actions)[0], recovers="2"
+    )
+    assert recovery.ok
+    engine.end_run(run)
+    con = rlam_jupyter.connect(store)
+    assert con.execute("SELECT status, error_type FROM steps WHERE seq = 2").fetchone() == (
+        "interrupted",
+        "KeyboardInterrupt",
+    )
+    report = rlam_jupyter.audit("stop", store)
+    assert report.trace_completeness == 1.0  # its outcome is on record
+    assert [(f.status, f.recovered_by) for f in report.failures] == [
+        ("interrupted", recovery.step_id)
+    ]

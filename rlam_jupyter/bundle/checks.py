@@ -25,6 +25,7 @@ from rlam_jupyter.bundle.objects_check import object_matches
 from rlam_jupyter.bundle.problems import BundleError, Problem
 from rlam_jupyter.bundle.trace_rows import OK_STATUSES, TraceRows, json_field
 from rlam_jupyter.store.schema import (
+    ADDED_LATER,
     EDGE_TYPES,
     IN_FLIGHT_STATUSES,
     INTERRUPTED,
@@ -225,6 +226,10 @@ def _check_trace(result: Inspection) -> None:
         entry = fmt.trace_entry(table_name)
         data = result.contents.get(entry)
         if not isinstance(data, bytes):
+            listed = result.manifest is not None and entry in result.manifest.files
+            if table_name in ADDED_LATER and not listed:
+                result.tables[table_name] = schema.empty_table()  # a bundle from before it
+                continue
             if not any(p.file == entry for c in result.checks for p in c.problems):
                 problems.append(Problem(entry, "missing: every bundle carries all trace tables"))
             continue
@@ -233,6 +238,8 @@ def _check_trace(result: Inspection) -> None:
             problem = _unsafe_run_ids(table)
         if table is not None and problem is None and table_name == "artifacts":
             problem = _unsafe_object_paths(table)
+        if table is not None and problem is None and table_name == "actions":
+            problem = _altered_action_sources(table)
         if problem:
             problems.append(Problem(entry, problem))
         elif table is not None:
@@ -250,6 +257,18 @@ def _check_trace(result: Inspection) -> None:
     result.rows = TraceRows.from_tables(result.tables)
     counts = ", ".join(f"{n} {t.num_rows}" for n, t in result.tables.items())
     result.add(Check("trace", OK, f"{len(TABLES)} tables, schemas match ({counts})"))
+
+
+def _altered_action_sources(table: pa.Table) -> str | None:
+    """A recorded action source whose text does not match its hash would be executed by
+    ``verify --reexecute``: refuse the bundle instead."""
+    from rlam_jupyter.action_source import RecordedSource, source_digest
+
+    for row in table.to_pylist():
+        source = RecordedSource.from_row(row)
+        if source_digest(source.origin, source.payload) != source.source_hash:
+            return f"the recorded source of {source.action_version} does not match its hash"
+    return None
 
 
 def _unsafe_run_ids(table: pa.Table) -> str | None:

@@ -191,6 +191,9 @@ TABLES: dict[str, pa.Schema] = {
 }
 """Journal record kind (``record["kind"]``) → table schema."""
 
+ADDED_LATER = frozenset({"actions"})
+"""Tables that stores and bundles written by earlier releases do not have: read as empty."""
+
 LATEST_BY: dict[str, str] = {"runs": "run_id", "steps": "step_id"}
 """Tables whose records are snapshots: the view keeps the newest record per key."""
 
@@ -211,6 +214,9 @@ by ``rlam repair``). An interrupted step never finished: it is a gap in the trac
 INTERRUPTED = "interrupted"
 WRITER_DIED = "WriterDied"
 """``error_type`` of a recorded interrupted step: its writer (kernel) died while it ran."""
+USER_INTERRUPT = "KeyboardInterrupt"
+"""``error_type`` of a step its own writer recorded as interrupted (Ctrl-C, the kernel's
+interrupt button): its outcome is on record, unlike a writer that died."""
 EDGE_TYPES = ("used", "generated", "derived_from", "recovers", "forked_from", "proposed_by")
 
 
