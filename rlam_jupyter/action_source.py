@@ -92,8 +92,9 @@ def capture(spec: ActionSpec, identity: ActionIdentity) -> ActionSource:
     module = getattr(func, "__module__", "") or ""
     if not is_user_module(module):
         return ActionSource(PACKAGE, module)
-    cell_objects = [o for o in identity.user_code if _in_cells(o)]
-    module_objects = [o for o in identity.user_code if not _in_cells(o)]
+    user_code = identity.user_code or (func,)
+    cell_objects = [o for o in user_code if _in_cells(o)]
+    module_objects = [o for o in user_code if not _in_cells(o)]
     files: dict[str, str] = {}
     missing: list[str] = []
     for obj in module_objects:
@@ -416,6 +417,8 @@ def _execute(source: RecordedSource) -> None:
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
     if source.origin == MODULE:
+        if not files or source.module == "__main__":
+            raise ImportError(f"no file of module {source.module!r} was recorded")
         importlib.invalidate_caches()
         module = sys.modules.get(source.module)
         if module is not None:

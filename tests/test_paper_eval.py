@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from rlam_jupyter.evaluation import run_evaluation
@@ -273,3 +274,104 @@ def test_a_real_llm_endpoint_can_take_the_stand_ins_seat(
     assert rows[("naive_lam", "failure")].failure_visibility == 0.0
     failed = [e for r in evaluation.repetitions for e in r.events if e.kind == "failure"]
     assert {e.action for e in failed} == {"split", "train_model"}  # both faults injected
+
+
+# ---------------------------------------------------------------- the guarantees, broken on purpose
+
+HELPER_ACTION = '''
+import rlam_jupyter as rlam
+
+def _shift(x):
+    return x + 1
+
+@rlam.action(determinism="pure")
+def shift(value: float) -> float:
+    return _shift(value)
+'''
+
+
+def _helper_edit_run(shell: Any) -> None:
+    shell.run_cell(HELPER_ACTION)
+    shell.run_cell_magic("rlam", "--run edit --quiet", "y = shift(value=5.1)")
+    shell.run_cell("def _shift(x):\n    return x + 100")
+    shell.run_cell_magic("rlam", "--run edit --quiet", "y = shift(value=5.1)")
+    shell.run_line_magic("rlam", "end edit")
+
+
+@pytest.mark.parametrize("identity_covers_helpers", [True, False])
+def test_a_stale_cache_hit_lowers_reproducibility(
+    shell: Any, monkeypatch: pytest.MonkeyPatch, identity_covers_helpers: bool
+) -> None:
+    """Injected case: the old behaviour — an identity of the action's own source only, and
+    no recorded sources — so a helper edit is served a stale cached value; re-executing
+    the run with the notebook's definitions exposes it."""
+    from rlam_jupyter.action_identity import ActionIdentity
+    from rlam_jupyter.actions import ActionSpec
+    from rlam_jupyter.audit import audit
+    from rlam_jupyter.engine import Engine
+
+    if not identity_covers_helpers:
+        monkeypatch.setattr(
+            ActionSpec,
+            "current_identity",
+            lambda self, input_types=(): ActionIdentity(self.name, self.version, self.source_hash),
+        )
+        monkeypatch.setattr(Engine, "_record_action", lambda self, run, spec, identity: None)
+    from rlam_jupyter.magics import session_of
+
+    layout = session_of(shell).engine.layout
+    _helper_edit_run(shell)
+    monkeypatch.undo()  # the audit itself re-executes with the real engine
+    report = audit("edit", layout)
+    if identity_covers_helpers:
+        assert shell.user_ns["y"] == 105.1
+        assert report.reproducibility_success == 1.0
+    else:
+        assert shell.user_ns["y"] == 6.1  # the stale value
+        rs = report.reproducibility_success
+        assert rs is not None
+        assert rs < 1.0
+        assert any("step 2 (shift) does not reproduce" in m for m in report.missing())
+
+
+def _mutates(data: pd.DataFrame) -> int:
+    data["mean radius"] += 1.0
+    return 0
+
+
+def _reads(data: pd.DataFrame) -> float:
+    return float(data["mean radius"].sum())
+
+
+@pytest.mark.parametrize("protected", [True, False])
+def test_verification_without_input_protection_lowers_reproducibility(
+    store: Path, monkeypatch: pytest.MonkeyPatch, protected: bool
+) -> None:
+    """Injected case: re-execution hands a step the object an earlier step edited in
+    place (what verify did before it shared the engine's input protection)."""
+    from rlam_jupyter.actions import Registry, build_spec, registry
+    from rlam_jupyter.audit import audit
+    from rlam_jupyter.engine import Engine
+    from rlam_jupyter.proposal import parse_cell
+
+    actions = Registry()
+    actions.add(registry()["load_dataset"])
+    actions.add(build_spec(_mutates, name="mutates", outputs=("n",)))
+    actions.add(build_spec(_reads, name="reads"))
+    engine = Engine(store, registry=actions)
+    run = engine.start_run("mutation", seed=1)
+    body = 'data = load_dataset(name="breast_cancer")\nn = mutates(data=data)\nt = reads(data=data)'
+    engine.execute_all(run, parse_cell(body, actions))
+    engine.end_run(run)
+    if not protected:
+
+        def unprotected(self: Engine, inputs: Any) -> list[str]:
+            for binding in inputs.values():
+                self.value(binding)
+            return []
+
+        monkeypatch.setattr(Engine, "protect_inputs", unprotected)
+    monkeypatch.setattr("rlam_jupyter.actions._REGISTRY", actions)
+    report = audit("mutation", store)
+    expected = 1.0 if protected else 2 / 3
+    assert report.reproducibility_success == pytest.approx(expected)
