@@ -264,7 +264,9 @@ class _Walk:
             if owner and owner != "builtins":
                 self.package(owner)
         elif callable(target) and not _is_user_module(type(target).__module__):
-            self.package(type(target).__module__)  # numpy ufuncs, partials of library code
+            # numpy ufuncs, scorers, partials: library code, configured by their state
+            self.package(type(target).__module__)
+            self.value(label, target)
         else:
             if _is_user_module(type(target).__module__):
                 self.cls(type(target))

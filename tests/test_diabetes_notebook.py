@@ -101,3 +101,34 @@ def test_the_bundle_verifies_by_re_execution_in_another_folder(
     strict = _rlam("verify", "diabetes.zip", "--reexecute", cwd=elsewhere)
     assert strict.returncode == 1
     assert "python: not re-executable (external" in strict.stdout
+
+
+def test_an_imported_bundle_forks_with_the_notebook_actions_rebuilt(
+    executed: Path, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "diabetes.zip"
+    assert _rlam("export", "diabetes-ridge.ipynb", "--out", str(bundle), cwd=executed).returncode == 0
+    reviewer = tmp_path / "reviewer"
+    reviewer.mkdir()
+    imported = _rlam("import", str(bundle), cwd=reviewer)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    script = (
+        "import rlam_jupyter as rlam\n"
+        "report = rlam.fork('diabetes-ridge', at=6, params={'n_splits': 10}, store='.rlam')\n"
+        "print([(r.seq, r.action, r.status) for r in report.results])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=reviewer, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(
+        [
+            (6, "cv_ridge", "succeeded"),
+            # 10 folds pick the same alpha: the refitted model is the same bytes, so what
+            # only depends on it is served from the cache
+            (7, "regression_metrics", "cached"),
+            (8, "residual_plot", "cached"),
+            (9, "summary_table", "succeeded"),
+            (10, "python", "succeeded"),
+        ]
+    )
