@@ -425,60 +425,28 @@ class Engine:
             )
         except KeyboardInterrupt as exc:
             # Ctrl-C / the kernel's interrupt: the step ends without a result, and says so
-            error = StepError(
+            interrupted = StepError(
                 USER_INTERRUPT,
                 "interrupted before it finished (Ctrl-C or the kernel's interrupt); "
                 "nothing it computed was kept",
                 _short_traceback(exc),
             )
-            with run.writer.holding_failures():
-                self._record_step(
-                    run,
-                    step_id,
-                    seq,
-                    proposal,
-                    status=INTERRUPTED,
-                    error=error,
-                    started_at=started_us,
-                    duration_ms=(time.perf_counter() - t0) * 1e3,
-                    **common,
-                )
-            run.results.append(
-                StepResult(
-                    run.run_id, step_id, seq, spec.name, INTERRUPTED, seed=seed, error=error
-                )
+            self._record_unfinished(
+                run,
+                (seq, step_id),
+                proposal,
+                interrupted,
+                (started_us, t0),
+                common,
+                notes,
+                status=INTERRUPTED,
             )
             raise
         except Exception as exc:
-            duration = (time.perf_counter() - t0) * 1e3
             error = StepError(type(exc).__qualname__, str(exc) or repr(exc), _short_traceback(exc))
-            with run.writer.holding_failures():
-                self._record_step(
-                    run,
-                    step_id,
-                    seq,
-                    proposal,
-                    status="failed",
-                    error=error,
-                    started_at=started_us,
-                    duration_ms=duration,
-                    **common,
-                )
-            result = StepResult(
-                run.run_id,
-                step_id,
-                seq,
-                spec.name,
-                "failed",
-                seed=seed,
-                duration_ms=duration,
-                error=error,
-                recovers=recovers,
-                source_text=proposal.source_text,
-                notes=tuple(notes),
+            return self._record_unfinished(
+                run, (seq, step_id), proposal, error, (started_us, t0), common, notes
             )
-            run.results.append(result)
-            return result
         duration = (time.perf_counter() - t0) * 1e3
         # The action ran: a store that refuses the records now must not cost the value.
         with run.writer.holding_failures():
@@ -528,6 +496,50 @@ class Engine:
             recovers=recovers,
             source_text=proposal.source_text,
             notes=tuple(notes + store_notes),
+        )
+        run.results.append(result)
+        return result
+
+    def _record_unfinished(
+        self,
+        run: Run,
+        step: tuple[int, str],
+        proposal: Proposal,
+        error: StepError,
+        timing: tuple[int, float],
+        common: Mapping[str, Any],
+        notes: list[str],
+        status: str = "failed",
+    ) -> StepResult:
+        """Record a step that ended without a result (failed, or interrupted) and return it.
+        ``step`` is (seq, step id); ``timing`` (start in µs, perf_counter at start)."""
+        seq, step_id = step
+        started_us, t0 = timing
+        duration = (time.perf_counter() - t0) * 1e3
+        with run.writer.holding_failures():
+            self._record_step(
+                run,
+                step_id,
+                seq,
+                proposal,
+                status=status,
+                error=error,
+                started_at=started_us,
+                duration_ms=duration,
+                **common,
+            )
+        result = StepResult(
+            run.run_id,
+            step_id,
+            seq,
+            common["spec"].name,
+            status,
+            seed=common["seed"],
+            duration_ms=duration,
+            error=error,
+            recovers=common["recovers"],
+            source_text=proposal.source_text,
+            notes=tuple(notes),
         )
         run.results.append(result)
         return result

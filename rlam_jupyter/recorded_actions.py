@@ -25,6 +25,7 @@ from rlam_jupyter.action_source import Rebuilt, RecordedSource, rebuild
 from rlam_jupyter.actions import ActionSpec, Registry
 from rlam_jupyter.python_cell import ACTION_NAME as PYTHON
 from rlam_jupyter.python_cell import spec_for_recorded_cell
+from rlam_jupyter.run_index import StepEntry
 
 RowsLoader = Callable[[Sequence[str]], Iterable[Mapping[str, Any]]]
 """Given action versions, the ``actions`` rows recorded for them."""
@@ -83,6 +84,18 @@ class RecordedActions:
             None,
             reason=f"action {action!r} is not registered here and {rebuilt.reason}; pass "
             "--import with the module or file that defines it",
+        )
+
+    def for_entry(self, entry: StepEntry, *, prefer_current: bool = False) -> Resolved:
+        """:meth:`for_step` of a step as the run index has it."""
+        return self.for_step(
+            entry.action,
+            entry.action_version,
+            entry.determinism,
+            entry.params,
+            list(entry.input_ids or entry.inputs),
+            entry.targets,
+            prefer_current=prefer_current,
         )
 
     def _rebuild(self, action: str, action_version: str) -> Resolved:

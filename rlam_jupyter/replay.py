@@ -31,7 +31,7 @@ from rlam_jupyter.errors import RlamError
 from rlam_jupyter.fingerprint import compare, fingerprint
 from rlam_jupyter.hashing import canonicalize, digest_as
 from rlam_jupyter.proposal import Proposal, ProposalRejected
-from rlam_jupyter.recorded_actions import RecordedActions, rows_from_store
+from rlam_jupyter.recorded_actions import RecordedActions, Resolved, rows_from_store
 from rlam_jupyter.replay_views import (
     ForkReport,
     MetricDiff,
@@ -323,14 +323,7 @@ def _verify_step(
         ]
     if entry.status not in ("succeeded", "cached", "failed"):
         return f"skipped ({entry.status})", []
-    resolved = actions.for_step(
-        entry.action,
-        entry.action_version,
-        entry.determinism,
-        entry.params,
-        list(entry.input_ids or entry.inputs),
-        entry.targets,
-    )
+    resolved = actions.for_entry(entry)
     spec = resolved.spec
     if spec is None:
         return "skipped (action not registered)", [resolved.reason]
@@ -528,18 +521,10 @@ def _fork_name(parent_name: str, seq: int) -> str:
     return f"{parent_name}-fork{seq}-{str(ULID())[-4:].lower()}"
 
 
-def _fork_action(actions: RecordedActions, entry: StepEntry) -> Any:
+def _fork_action(actions: RecordedActions, entry: StepEntry) -> Resolved:
     """The action a fork re-proposes a recorded step with: the current definition if
     there is one (a fork asks what would happen now), else the recorded one rebuilt."""
-    return actions.for_step(
-        entry.action,
-        entry.action_version,
-        entry.determinism,
-        entry.params,
-        list(entry.input_ids or entry.inputs),
-        entry.targets,
-        prefer_current=True,
-    )
+    return actions.for_entry(entry, prefer_current=True)
 
 
 def _unregistered(engine: Engine, spec: ActionSpec) -> ActionSpec | None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from rlam_process import run_rlam
 
 from rlam_jupyter import audit
 from rlam_jupyter.actions import Registry, build_spec
@@ -274,25 +272,13 @@ def _notebook_run(folder: Path) -> Path:
     return folder / ".rlam"
 
 
-def _rlam_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "RLAM_HOME"}
-    return subprocess.run(
-        [sys.executable, "-m", "rlam_jupyter.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        check=False,
-    )
-
-
 def test_the_cli_audit_re_executes_notebook_actions_from_their_recorded_source(
     tmp_path: Path,
 ) -> None:
     recorded = _notebook_run(tmp_path / "analysis")
     elsewhere = tmp_path / "elsewhere"  # a fresh folder: no notebook, no kernel, no module
     shutil.copytree(recorded, elsewhere / ".rlam")
-    done = _rlam_cli("audit", "nb", "--json", cwd=elsewhere)
+    done = run_rlam("audit", "nb", "--json", cwd=elsewhere)
     report = json.loads(done.stdout)
     assert report["not_verified"] == []
     assert report["metrics"]["reproducibility_success"] == 1.0
@@ -310,13 +296,13 @@ def test_the_cli_audit_names_steps_it_could_not_re_execute_and_exits_non_zero(
         # the source withheld, as in a trace recorded before sources were kept
         kept = [line for line in journal.read_bytes().splitlines(True) if b'"_t":"actions"' not in line]
         journal.write_bytes(b"".join(kept))
-    done = _rlam_cli("audit", "nb", "--json", cwd=elsewhere)
+    done = run_rlam("audit", "nb", "--json", cwd=elsewhere)
     report = json.loads(done.stdout)
     assert done.returncode == 1
     assert report["metrics"]["reproducibility_success"] < 1.0
     skipped = report["not_verified"]
     assert [line.split(" (")[1].split(")")[0] for line in skipped] == ["shifted", "noisy_mean"]
     assert all("not registered here" in line for line in skipped)
-    allowed = _rlam_cli("audit", "nb", "--allow-skipped", cwd=elsewhere)
+    allowed = run_rlam("audit", "nb", "--allow-skipped", cwd=elsewhere)
     assert allowed.returncode == 0, allowed.stdout
     assert "not verified" in allowed.stdout

@@ -5,15 +5,13 @@ a new kernel; PROV-JSON read back by ``prov``, the RO-Crate by ``rocrate``."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+from rlam_process import run_rlam
 
 import rlam_jupyter
 from rlam_jupyter.bundle import export, import_bundle, verify_bundle
@@ -59,19 +57,6 @@ def bundle(analysis: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("out") / "analysis.rlam.zip"
     export(analysis, out=out, store=analysis.parent / ".rlam")
     return out
-
-
-def _rlam(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "RLAM_HOME"}
-    return subprocess.run(
-        [sys.executable, "-m", "rlam_jupyter.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=600,
-        check=False,
-    )
 
 
 def test_export_is_byte_identical_across_exports(
@@ -137,7 +122,7 @@ def test_round_trip_import_verify_reexecute_and_fork_in_a_new_kernel(
     reviewer = tmp_path / "reviewer"
     reviewer.mkdir()
     store = reviewer / ".rlam"
-    done = _rlam("import", str(bundle), "--store", str(store), "--json", cwd=reviewer)
+    done = run_rlam("import", str(bundle), "--store", str(store), "--json", cwd=reviewer)
     assert done.returncode == 0, done.stderr
     imported = json.loads(done.stdout)
     assert len(imported["imported"]) == 2
@@ -151,7 +136,7 @@ def test_round_trip_import_verify_reexecute_and_fork_in_a_new_kernel(
     assert ("bc", 6, "rejected") in steps
     assert ("explore", 2, "failed") in steps
 
-    verified = _rlam("verify", str(bundle), "--reexecute", "--json", cwd=reviewer)
+    verified = run_rlam("verify", str(bundle), "--reexecute", "--json", cwd=reviewer)
     report = json.loads(verified.stdout)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     outcomes = {(o["step_id"][-6:], o["outcome"]) for o in report["reexecution"]}

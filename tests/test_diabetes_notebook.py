@@ -8,30 +8,18 @@ Everything the guarantees promise is checked on it, through the CLI a reviewer w
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from rlam_process import run_rlam
 
 import rlam_jupyter
 from rlam_jupyter.demo import run_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _rlam(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "RLAM_HOME"}
-    return subprocess.run(
-        [sys.executable, "-m", "rlam_jupyter.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +47,7 @@ def test_the_headless_run_ends_and_its_trace_is_complete(executed: Path) -> None
 def test_the_cli_audit_re_executes_every_notebook_action_and_names_the_external_cell(
     executed: Path,
 ) -> None:
-    done = _rlam("audit", "diabetes-ridge", "--json", cwd=executed)
+    done = run_rlam("audit", "diabetes-ridge", "--json", cwd=executed)
     report = json.loads(done.stdout)
     metrics = report["metrics"]
     assert metrics["trace_completeness"] == 1.0
@@ -72,19 +60,19 @@ def test_the_cli_audit_re_executes_every_notebook_action_and_names_the_external_
     assert "step 10 (python)" in skipped
     assert "external" in skipped
     assert done.returncode == 1
-    assert _rlam("audit", "diabetes-ridge", "--allow-skipped", cwd=executed).returncode == 0
+    assert run_rlam("audit", "diabetes-ridge", "--allow-skipped", cwd=executed).returncode == 0
 
 
 def test_the_bundle_verifies_by_re_execution_in_another_folder(
     executed: Path, tmp_path: Path
 ) -> None:
     bundle = tmp_path / "diabetes.zip"
-    exported = _rlam("export", "diabetes-ridge.ipynb", "--out", str(bundle), cwd=executed)
+    exported = run_rlam("export", "diabetes-ridge.ipynb", "--out", str(bundle), cwd=executed)
     assert exported.returncode == 0, exported.stdout + exported.stderr
     elsewhere = tmp_path / "reviewer"
     elsewhere.mkdir()
     shutil.copy(bundle, elsewhere)
-    done = _rlam(
+    done = run_rlam(
         "verify", "diabetes.zip", "--reexecute", "--allow-skipped", "--json", cwd=elsewhere
     )
     report = json.loads(done.stdout)
@@ -98,7 +86,7 @@ def test_the_bundle_verifies_by_re_execution_in_another_folder(
         "not re-executable",
         "reproduced failure",
     ]
-    strict = _rlam("verify", "diabetes.zip", "--reexecute", cwd=elsewhere)
+    strict = run_rlam("verify", "diabetes.zip", "--reexecute", cwd=elsewhere)
     assert strict.returncode == 1
     assert "python: not re-executable (external" in strict.stdout
 
@@ -107,10 +95,10 @@ def test_an_imported_bundle_forks_with_the_notebook_actions_rebuilt(
     executed: Path, tmp_path: Path
 ) -> None:
     bundle = tmp_path / "diabetes.zip"
-    assert _rlam("export", "diabetes-ridge.ipynb", "--out", str(bundle), cwd=executed).returncode == 0
+    assert run_rlam("export", "diabetes-ridge.ipynb", "--out", str(bundle), cwd=executed).returncode == 0
     reviewer = tmp_path / "reviewer"
     reviewer.mkdir()
-    imported = _rlam("import", str(bundle), cwd=reviewer)
+    imported = run_rlam("import", str(bundle), cwd=reviewer)
     assert imported.returncode == 0, imported.stdout + imported.stderr
     script = (
         "import rlam_jupyter as rlam\n"

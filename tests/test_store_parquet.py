@@ -51,6 +51,7 @@ def test_export_writes_every_table_any_tool_reads(recorded: Path, tmp_path: Path
         "environments": 2,
         "llm_calls": 0,
         "approvals": 0,
+        "actions": 2,  # each run records the source of the action version it used
     }
     steps = pd.read_parquet(dest / "steps.parquet")
     assert sorted(steps["seq"]) == [1, 1, 2, 3]  # newest state of each step, both runs

@@ -1,0 +1,22 @@
+"""Run the ``rlam`` command line in a process of its own, as a user's shell would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_rlam(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``rlam ARGS`` in ``cwd``, without the test's ``RLAM_HOME``; output captured as text."""
+    env = {k: v for k, v in os.environ.items() if k != "RLAM_HOME"}
+    return subprocess.run(
+        [sys.executable, "-m", "rlam_jupyter.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+        check=False,
+    )
