@@ -134,10 +134,15 @@ class OutputRuns:
     step_ids: tuple[str, ...] = ()
 
     def metadata(self) -> dict[str, Any]:
+        """``{"rlam": {"run_id", "recorded", "run_ids", "step_ids"}}``: ``run_id`` is the
+        run the output is about (the created one, else the first shown), ``recorded``
+        whether the output's command recorded steps in it."""
         runs = sorted({*self.shown, *([self.created] if self.created else [])})
+        main = self.created or (self.shown[0] if self.shown else None)
         return {
             RLAM_OUTPUT_KEY: {
-                "run_id": self.created,
+                "run_id": main,
+                "recorded": self.created is not None,
                 "run_ids": runs,
                 "step_ids": list(self.step_ids),
             }

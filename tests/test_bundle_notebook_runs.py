@@ -242,7 +242,6 @@ def test_every_run_command_output_names_its_runs(shell: Any) -> None:
         '%%rlam --run base --seed 1 --quiet\ndata = load_dataset(name="iris")\n'
         "X_train, X_test, y_train, y_test = split(data=data, test_size=0.3)\n"
     )
-    ids = _run_ids(Path(".rlam"))
     outputs = {
         "fork": shell.run_line_magic("rlam", "fork base --at 2 --set test_size=0.4 --name f"),
         "replay": shell.run_line_magic("rlam", "replay base"),
@@ -260,5 +259,8 @@ def test_every_run_command_output_names_its_runs(shell: Any) -> None:
         data, metadata = shell.display_formatter.format(value)
         assert {"text/html", "text/plain"} <= set(data), command
         assert set(metadata["rlam"]["run_ids"]) == expected[command], command
+        recorded = command in ("fork", "status")  # replay and diff only read their runs
+        assert metadata["rlam"]["recorded"] is recorded, command
     _, fork_meta = shell.display_formatter.format(outputs["fork"])
     assert fork_meta["rlam"]["run_id"] == ids["f"]
+    assert len(fork_meta["rlam"]["step_ids"]) == 1  # the fork recorded step 2 only

@@ -130,7 +130,7 @@ def _output_step_ids(cell: dict[str, Any]) -> list[str]:
 class CellRuns:
     """What a notebook's cells say about runs.
 
-    ``certain``: runs a cell's outputs say it created (metadata ``run_id``) or whose steps
+    ``certain``: runs a cell's outputs say it recorded (metadata ``run_id``) or whose steps
     carry a cell's id; ``by_body``: runs whose steps match the body of a cell that says
     nothing stronger (saved without outputs) — a copy of the cell in another notebook
     matches too, so the exporter weighs them; ``shown``: runs its outputs show without
@@ -162,7 +162,8 @@ def cell_runs(notebook_bytes: bytes, steps: list[StepCell]) -> CellRuns:
             continue
         said: set[str] = set()
         for rlam in _output_rlam(cell):
-            if isinstance(rlam.get("run_id"), str):
+            # without "recorded" (older outputs): a %%rlam cell's, which recorded its steps
+            if isinstance(rlam.get("run_id"), str) and rlam.get("recorded", True) is not False:
                 said.add(rlam["run_id"])
             if isinstance(rlam.get("run_ids"), list):
                 shown.update(str(r) for r in rlam["run_ids"])
