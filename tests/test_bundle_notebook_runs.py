@@ -264,3 +264,32 @@ def test_every_run_command_output_names_its_runs(shell: Any) -> None:
     _, fork_meta = shell.display_formatter.format(outputs["fork"])
     assert fork_meta["rlam"]["run_id"] == ids["f"]
     assert len(fork_meta["rlam"]["step_ids"]) == 1  # the fork recorded step 2 only
+
+
+def test_agent_fork_is_recorded_as_the_notebooks_and_exported(
+    shell: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``%%rlam agent --fork`` records the kernel's notebook with the fork, like ``%rlam fork``."""
+    monkeypatch.setenv("JPY_SESSION_NAME", "agentnb.ipynb")
+    body = (
+        'data = load_dataset(name="iris")\n'
+        "X_train, X_test, y_train, y_test = split(data=data)\n"
+        "model = train_model(X=X_train, y=y_train)\n"
+    )
+    forked = body.replace("y=y_train)", 'y=y_train, model="random_forest")')
+    cells = [
+        f"%%rlam agent --run base --quiet\n{body}",
+        f"%%rlam agent --fork base --at 3 --run rf --quiet\n{forked}",
+        "%rlam export --out agent.zip",
+    ]
+    _write(tmp_path / "agentnb.ipynb", cells)
+    for source in cells:
+        assert shell.run_cell(source, store_history=True).success, source
+    con = rlam_jupyter.connect(tmp_path / ".rlam")
+    try:
+        recorded = dict(con.execute("SELECT name, notebook FROM runs").fetchall())
+    finally:
+        con.close()
+    assert recorded == {"base": "agentnb.ipynb", "rf": "agentnb.ipynb"}
+    assert _bundle_runs(tmp_path / "agent.zip") == {"base", "rf"}
+    assert _bundle_notebook(tmp_path / "agent.zip") is not None
