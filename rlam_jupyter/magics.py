@@ -267,13 +267,7 @@ def finish_cell(
     """
     if not quiet:
         caption = f"run {run_name} · {len(results)} step(s)"
-        metadata = {
-            "rlam": {
-                "run_id": results[0].run_id if results else None,
-                "step_ids": [r.step_id for r in results],
-            }
-        }
-        display(StepsView(results, caption), metadata=metadata)
+        display(StepsView(results, caption))  # its output metadata names the run and steps
     for result in results:
         for note in result.notes:
             print(f"note (step {result.seq}): {note}")

@@ -9,7 +9,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlam_jupyter.trace import StepResult, steps_table_html, steps_table_text
+from rlam_jupyter.trace import (
+    OutputRuns,
+    RunsOutput,
+    StepResult,
+    steps_table_html,
+    steps_table_text,
+)
 
 _STYLE = (
     "<style>.rlam-replay td,.rlam-replay th{padding:2px 8px;text-align:left;vertical-align:top}"
@@ -89,7 +95,7 @@ class ReplayStep:
 
 
 @dataclass
-class ReplayReport:
+class ReplayReport(RunsOutput):
     """The outcome of ``replay(run)``: restored values, step by step status, environment drift."""
 
     run_id: str
@@ -104,6 +110,9 @@ class ReplayReport:
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
+
+    def output_runs(self) -> OutputRuns:
+        return OutputRuns(shown=(self.run_id,))  # restores, records nothing
 
     @property
     def counts(self) -> Counter[str]:
@@ -221,7 +230,7 @@ class ReplayReport:
 
 
 @dataclass
-class ForkReport:
+class ForkReport(RunsOutput):
     """A new run branched from a recorded step: what ran, what came from the cache."""
 
     run_id: str
@@ -246,6 +255,11 @@ class ForkReport:
     @property
     def ok(self) -> bool:
         return all(r.status in ("succeeded", "cached") for r in self.results)
+
+    def output_runs(self) -> OutputRuns:
+        return OutputRuns(
+            self.run_id, (self.run_id, self.parent_run_id), tuple(r.step_id for r in self.results)
+        )
 
     @property
     def counts(self) -> Counter[str]:
@@ -315,7 +329,7 @@ class MetricDiff:
 
 
 @dataclass
-class RunDiff:
+class RunDiff(RunsOutput):
     """Step-aligned differences between two runs (aligned by step position)."""
 
     a_id: str
@@ -325,6 +339,9 @@ class RunDiff:
     steps: list[StepDiff]
     metrics: list[MetricDiff]
     env_differences: list[tuple[str, Any, Any]]
+
+    def output_runs(self) -> OutputRuns:
+        return OutputRuns(shown=(self.a_id, self.b_id))
 
     @property
     def differing(self) -> list[StepDiff]:

@@ -120,12 +120,67 @@ def steps_table_text(results: Sequence[StepResult], caption: str = "") -> str:
     return "\n".join(lines)
 
 
-class StepsView:
-    """Displays as HTML in a notebook and as text in a terminal."""
+RLAM_OUTPUT_KEY = "rlam"
+"""The key of an output's metadata that names the runs it shows (see :class:`RunsOutput`)."""
+
+
+@dataclass(frozen=True)
+class OutputRuns:
+    """The runs one output is about: ``created`` is the run it started or added steps to
+    (``None`` when it only reads, like replay or diff), ``shown`` every run it shows,
+    ``step_ids`` the steps it recorded."""
+
+    created: str | None = None
+    shown: tuple[str, ...] = ()
+    step_ids: tuple[str, ...] = ()
+
+    def metadata(self) -> dict[str, Any]:
+        """``{"rlam": {"run_id", "recorded", "run_ids", "step_ids"}}``: ``run_id`` is the
+        run the output is about (the created one, else the first shown), ``recorded``
+        whether the output's command recorded steps in it."""
+        runs = sorted({*self.shown, *([self.created] if self.created else [])})
+        main = self.created or (self.shown[0] if self.shown else None)
+        return {
+            RLAM_OUTPUT_KEY: {
+                "run_id": main,
+                "recorded": self.created is not None,
+                "run_ids": runs,
+                "step_ids": list(self.step_ids),
+            }
+        }
+
+
+class RunsOutput:
+    """What a command shows about runs: HTML in a notebook, text in a terminal, and output
+    metadata naming the runs (:class:`OutputRuns`), so a saved notebook says which runs
+    each of its outputs came from and its bundle can hold them. Subclasses define
+    ``output_runs``, ``_repr_html_`` and ``__repr__``."""
+
+    def output_runs(self) -> OutputRuns:
+        raise NotImplementedError
+
+    def _repr_html_(self) -> str:
+        raise NotImplementedError
+
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        data = {"text/plain": repr(self), "text/html": self._repr_html_()}
+        return data, self.output_runs().metadata()
+
+
+class StepsView(RunsOutput):
+    """Steps of one run (a ``%%rlam`` cell's, or ``%rlam status``)."""
 
     def __init__(self, results: Sequence[StepResult], caption: str = "") -> None:
         self.results = list(results)
         self.caption = caption
+
+    def output_runs(self) -> OutputRuns:
+        run_ids = tuple(dict.fromkeys(r.run_id for r in self.results))
+        return OutputRuns(
+            run_ids[0] if run_ids else None, run_ids, tuple(r.step_id for r in self.results)
+        )
 
     def _repr_html_(self) -> str:
         return steps_table_html(self.results, self.caption)

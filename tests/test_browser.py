@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -334,6 +335,12 @@ def test_replay_diff_and_export_are_sent_to_the_kernel(
         " && document.querySelector('.jp-rlam-activity-title').dataset.state === 'ok'"
     )
     assert (lab.root / "analysis.rlam.zip").is_file()
+    with zipfile.ZipFile(lab.root / "analysis.rlam.zip") as archive:
+        exported = {r["run_id"] for r in json.loads(archive.read("manifest.json"))["runs"]}
+    # the root run and the fork the first test sent from the sidebar, outside any cell
+    now = rlam_jupyter.connect(lab.root / ".rlam")
+    assert exported == {r for (r,) in now.execute("SELECT run_id FROM runs").fetchall()}
+    assert len(exported) >= 2
     page.eval_on_selector(".jp-rlam-step-section", "el => el.scrollTo(0, el.scrollHeight)")
     page.screenshot(path=str(shots / "sidebar-actions.png"))
 

@@ -36,12 +36,15 @@ def fork_agent(
     approve: bool = False,
     approver: Approver | None = None,
     on_result: Callable[[Proposal, StepResult], None] | None = None,
+    notebook: str | None = None,
 ) -> Any:
     """Branch agent run ``run`` at step ``at``.
 
     With a ``proposer``: a new run re-asks it from step ``at`` on, continuing the
     recorded conversation; returns the :class:`AgentOutcome`. With ``params`` only:
     the user's overrides, through :func:`rlam_jupyter.replay.fork` (its ``ForkReport``).
+    ``notebook``: the notebook whose kernel forks (recorded with the run, so the
+    notebook's bundle holds it).
     """
     if proposer is None:
         if params is None:
@@ -53,7 +56,7 @@ def fork_agent(
 
         return fork(run, at, params, store=store, engine=engine)
     engine = engine if engine is not None else Engine(store)
-    new_run, messages = _start_fork(engine, run, int(at), name)
+    new_run, messages = _start_fork(engine, run, int(at), name, notebook)
     loop = AgentLoop(
         engine,
         new_run,
@@ -70,7 +73,9 @@ def fork_agent(
     return outcome
 
 
-def _start_fork(engine: Engine, ref: str, seq: int, name: str | None) -> tuple[Run, list[Any]]:
+def _start_fork(
+    engine: Engine, ref: str, seq: int, name: str | None, notebook: str | None
+) -> tuple[Run, list[Any]]:
     """Open the fork run (names before ``seq`` bound lazily) and read the conversation."""
     from rlam_jupyter.replay import _context, resolve, start_fork_run
 
@@ -81,7 +86,9 @@ def _start_fork(engine: Engine, ref: str, seq: int, name: str | None) -> tuple[R
         messages = _conversation_before(ctx.source.connection(), lineage, parent_id, seq)
     finally:
         ctx.source.close()
-    run = start_fork_run(engine, lineage, seq, name or f"{lineage.run.name}-fork{seq}-agent")
+    run = start_fork_run(
+        engine, lineage, seq, name or f"{lineage.run.name}-fork{seq}-agent", notebook=notebook
+    )
     return run, messages
 
 

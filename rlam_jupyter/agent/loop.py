@@ -28,7 +28,14 @@ from rlam_jupyter.policy import Approver, Decision
 from rlam_jupyter.preview import preview
 from rlam_jupyter.proposal import Proposal, ProposalRejected
 from rlam_jupyter.store.journal import now_us
-from rlam_jupyter.trace import CellInfo, StepResult, steps_table_html, steps_table_text
+from rlam_jupyter.trace import (
+    CellInfo,
+    OutputRuns,
+    RunsOutput,
+    StepResult,
+    steps_table_html,
+    steps_table_text,
+)
 
 SYSTEM_PROMPT = """You carry out a data analysis by calling tools. Each tool is a \
 registered analysis action. Its parameters are literal JSON values; its inputs are the \
@@ -58,7 +65,7 @@ class AgentLimits:
 
 
 @dataclass
-class AgentOutcome:
+class AgentOutcome(RunsOutput):
     """How an agent run ended, why, and what it did. Displays as a table in a notebook."""
 
     run_id: str
@@ -85,6 +92,9 @@ class AgentOutcome:
             f"[{steps}; {len(self.call_ids)} proposer call(s), "
             f"{self.tokens[0]} in / {self.tokens[1]} out tokens]"
         )
+
+    def output_runs(self) -> OutputRuns:
+        return OutputRuns(self.run_id, (self.run_id,), tuple(r.step_id for r in self.results))
 
     def __repr__(self) -> str:
         return self.summary() + "\n" + steps_table_text(self.results)

@@ -148,6 +148,7 @@ def _fork(
         record_content=not args.no_content,
         approve=args.approve,
         approver=ConsoleApprover(),
+        notebook=session.notebook,
     )
     run = session.engine.runs[outcome.run_id]
     session.runs[run.name] = run
@@ -186,7 +187,7 @@ def _ask_in_notebook(loop: AgentLoop, pending: PendingApproval, *, quiet: bool) 
 
 def _finish(outcome: AgentOutcome, *, quiet: bool, raise_on_failure: bool) -> Any:
     if not quiet:
-        display(outcome, metadata={"rlam": {"run_id": outcome.run_id}})
+        display(outcome)  # its output metadata names the run (RunsOutput)
     if outcome.ok:
         return None
     message = (

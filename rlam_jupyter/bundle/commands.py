@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlam_jupyter.bundle.export import export
 from rlam_jupyter.bundle.importer import import_bundle
 from rlam_jupyter.bundle.problems import BundleError
 from rlam_jupyter.bundle.verify import verify_bundle
 from rlam_jupyter.errors import RlamError
+
+if TYPE_CHECKING:
+    from rlam_jupyter.bundle.kernel_notebook import NotebookLookup
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -179,10 +183,12 @@ def register_magics() -> None:
     @register_command("export")
     def export_command(magics: Any, session: Session, argv: list[str], cell: str | None) -> Any:
         args = parse(export_parser, argv)
-        notebook = args.notebook or _session_notebook(session)
+        own = kernel_notebook(magics.shell, session)
+        notebook = args.notebook or own.path
+        is_own = own.path is not None and _same_file(notebook, own.path)
         runs = args.runs
         if not runs and notebook is None:
-            runs = [r.run_id for r in session.runs.values()] or None
+            runs = list(session.engine.runs) or None  # what this kernel recorded
         result = export(
             notebook,
             out=args.out,
@@ -190,7 +196,10 @@ def register_magics() -> None:
             store=session.engine.layout,
             include_objects=not args.no_objects,
             include_llm_content=not args.no_llm_content,
+            kernel_writer=session.engine.writer_id if is_own else None,
         )
+        if args.notebook is None:
+            result = replace(result, notes=(own.note(), *result.notes))
         print(result.summary())
         return None
 
@@ -205,13 +214,16 @@ def register_magics() -> None:
         return None
 
 
-def _session_notebook(session: Any) -> str | None:
-    """The kernel's notebook file (as last saved), if it can be found from here."""
-    notebook = getattr(session, "notebook", None)
-    if not notebook:
-        return None
-    # JupyterLab gives the path from the server root; the kernel runs in the notebook's folder
-    for candidate in (Path(notebook), Path.cwd() / Path(notebook).name):
-        if candidate.is_file():
-            return str(candidate)
-    return None
+def kernel_notebook(shell: Any, session: Any) -> NotebookLookup:
+    """This kernel's notebook file (as last saved), or why it cannot be found."""
+    from rlam_jupyter.bundle.kernel_notebook import find_kernel_notebook
+
+    history = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None) or []
+    namespace = getattr(shell, "user_ns", None) or {}
+    return find_kernel_notebook(
+        getattr(session, "notebook", None), namespace, list(history), Path.cwd()
+    )
+
+
+def _same_file(a: str | Path | None, b: Path) -> bool:
+    return a is not None and Path(a).resolve() == b.resolve()

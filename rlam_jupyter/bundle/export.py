@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from rlam_jupyter.bundle import format as fmt
 from rlam_jupyter.bundle.archive import Payload, write_deterministic_zip
 from rlam_jupyter.bundle.collect import TraceSlice, collect, select_runs
-from rlam_jupyter.bundle.notebook import annotate, referenced_runs, step_cells
+from rlam_jupyter.bundle.notebook import annotate, cell_runs, step_cells
 from rlam_jupyter.bundle.problems import BundleError, Problem
 from rlam_jupyter.bundle.prov_json import build_prov
 from rlam_jupyter.bundle.ro_crate import build_ro_crate
@@ -91,21 +91,37 @@ def export(
     *,
     include_objects: bool = True,
     include_llm_content: bool = True,
+    kernel_writer: str | None = None,
 ) -> ExportResult:
     """Write a provenance bundle (zip) of ``runs`` and, if given, their ``notebook``.
 
-    Without ``runs``: the runs the notebook's cells came from, or every run in the
-    store when no notebook is given. Fork ancestors are always included. Raises
+    Without ``runs``: the notebook's runs (see :func:`notebook_runs`), or every run in
+    the store when no notebook is given. Fork ancestors are always included.
+    ``kernel_writer``: the writer id of the notebook's own kernel, when the export runs
+    there (its runs belong to the notebook even before the notebook is saved). Raises
     :class:`RlamError` naming what is missing (a run, the notebook, an object).
     """
     layout = store if isinstance(store, StoreLayout) else resolve_store(store)
     notebook_path = Path(notebook) if notebook is not None else None
     notebook_bytes = _read_notebook(notebook_path) if notebook_path is not None else None
     con = connect(layout)
+    notes: list[str] = []
     try:
         refs: Sequence[str] | None = runs
         if not refs and notebook_path is not None and notebook_bytes is not None:
-            refs = _runs_of_notebook(con, layout, notebook_path, notebook_bytes)
+            refs, missing = notebook_runs(
+                con, notebook_path, notebook_bytes, kernel_writer=kernel_writer
+            )
+            if not refs:
+                raise RlamError(
+                    f"no run in the store at {layout.root} came from {notebook_path}; "
+                    "run its %%rlam cells first, or name the runs with --runs"
+                )
+            if missing:
+                notes.append(
+                    f"{len(missing)} run(s) named in the notebook's outputs are not in the "
+                    f"store at {layout.root} and are not in the bundle: {', '.join(missing)}"
+                )
         run_ids = select_runs(con, refs)
         trace = collect(con, run_ids, llm_content=include_llm_content)
     finally:
@@ -128,7 +144,6 @@ def export(
     entries[fmt.MANIFEST] = fmt.json_bytes(manifest.to_json())
     out_path = Path(out) if out is not None else _default_out(notebook_path, rows)
     write_deterministic_zip(out_path, entries.items())
-    notes = []
     if notebook_path is not None:
         notes.append(f"notebook as last saved: {notebook_path}")
         if contents.unmatched:
@@ -162,22 +177,56 @@ def _read_notebook(path: Path) -> bytes:
         ) from None
 
 
-def _runs_of_notebook(
-    con: duckdb.DuckDBPyConnection, layout: StoreLayout, path: Path, notebook: bytes
-) -> list[str]:
-    """The runs whose steps came from the notebook's cells."""
+def notebook_runs(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    notebook: bytes,
+    *,
+    kernel_writer: str | None = None,
+) -> tuple[list[str], list[str]]:
+    """The runs a notebook's bundle holds (fork ancestors are added later), and the run
+    ids its outputs name that this store lacks.
+
+    A run belongs to the notebook when its cells' outputs or ids say they created it,
+    when it recorded the notebook as its own, or when the kernel that wrote one of those
+    also wrote it: forks from ``%rlam fork``, the sidebar (sent outside any cell) and
+    agents are recorded by the notebook's kernel. A run matched only by a cell's body
+    (a notebook saved without outputs) counts unless it recorded another notebook as
+    its own. Runs its outputs only show (replayed, diffed) are included too, so the
+    notebook reads whole.
+    """
     steps = _cell_columns(con)
-    runs = set(steps.column("run_id").to_pylist())
     try:
-        found = referenced_runs(notebook, step_cells(steps, runs))
+        cells = cell_runs(notebook, step_cells(steps, set(steps.column("run_id").to_pylist())))
     except ValueError as exc:
         raise RlamError(f"{path} is not a notebook: {exc}") from None
-    if not found:
-        raise RlamError(
-            f"no run in the store at {layout.root} came from {path}; "
-            "run its %%rlam cells first, or name the runs with --runs"
-        )
-    return sorted(found)
+    rows = con.execute("SELECT run_id, notebook, writer FROM runs").fetchall()
+    known = {run_id for run_id, _, _ in rows}
+    recorded_here = {
+        run_id: _recorded_as(recorded, path) for run_id, recorded, _ in rows if recorded
+    }
+    own = set(cells.certain) | {
+        run_id
+        for run_id, _, writer in rows
+        if recorded_here.get(run_id) or (kernel_writer is not None and writer == kernel_writer)
+    }
+    writers = {writer for run_id, _, writer in rows if run_id in own and writer}
+    by_kernel = {run_id for run_id, _, writer in rows if writer in writers}
+    by_body = {run_id for run_id in cells.by_body if recorded_here.get(run_id, True)}
+    wanted = own | by_kernel | by_body | cells.shown
+    return sorted(wanted & known), sorted(wanted - known)
+
+
+def _recorded_as(recorded: str, path: Path) -> bool:
+    """Whether a run's recorded notebook is ``path``: JupyterLab records the path from
+    the server root (``work/analysis.ipynb``), so a relative record matches the end of
+    ``path``; an absolute one must be it."""
+    record = Path(recorded)
+    target = path.resolve()
+    if record.is_absolute():
+        return record.resolve() == target
+    parts = tuple(p for p in record.parts if p != ".")
+    return bool(parts) and target.parts[-len(parts) :] == parts
 
 
 def _cell_columns(con: duckdb.DuckDBPyConnection) -> pa.Table:

@@ -1,7 +1,8 @@
 """Match a notebook's cells to the recorded steps and write the run/step ids into cell metadata.
 
 Three clues, strongest first: the cell id the front end sent with the step; the
-``{"rlam": {"run_id", "step_ids"}}`` metadata of a ``%%rlam`` cell's output; the
+``{"rlam": {"run_id", "run_ids", "step_ids"}}`` metadata of a cell's output (a ``%%rlam``
+cell's, or any ``%rlam`` command's that shows runs); the
 blake3 hash of the cell body (which survives a notebook saved without outputs),
 narrowed by the execution count when the same body ran more than once.
 """
@@ -119,35 +120,74 @@ def _source(source: Any) -> str:
 
 def _output_step_ids(cell: dict[str, Any]) -> list[str]:
     ids: list[str] = []
-    for output in cell.get("outputs", []) or []:
-        meta = output.get("metadata") if isinstance(output, dict) else None
-        rlam = meta.get("rlam") if isinstance(meta, dict) else None
-        if isinstance(rlam, dict) and isinstance(rlam.get("step_ids"), list):
+    for rlam in _output_rlam(cell):
+        if isinstance(rlam.get("step_ids"), list):
             ids.extend(str(i) for i in rlam["step_ids"])
     return ids
 
 
-def referenced_runs(notebook_bytes: bytes, steps: list[StepCell]) -> set[str]:
-    """Run ids the notebook's cells came from (by output metadata, cell id or body hash)."""
+@dataclass(frozen=True)
+class CellRuns:
+    """What a notebook's cells say about runs.
+
+    ``certain``: runs a cell's outputs say it recorded (metadata ``run_id``) or whose steps
+    carry a cell's id; ``by_body``: runs whose steps match the body of a cell that says
+    nothing stronger (saved without outputs) — a copy of the cell in another notebook
+    matches too, so the exporter weighs them; ``shown``: runs its outputs show without
+    having created them (replay, diff, a fork's parent).
+    """
+
+    certain: frozenset[str]
+    by_body: frozenset[str]
+    shown: frozenset[str]
+
+
+def cell_runs(notebook_bytes: bytes, steps: list[StepCell]) -> CellRuns:
+    """The runs the notebook's cells created or show. Raises ``ValueError`` on a non-notebook."""
     notebook = json.loads(notebook_bytes)
-    cells = notebook.get("cells", []) if isinstance(notebook, dict) else []
-    by_hash: dict[str, set[str]] = defaultdict(set)
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        raise ValueError("not a Jupyter notebook (no 'cells' list)")
+    by_hash: dict[str, list[StepCell]] = defaultdict(list)
     by_cell_id: dict[str, set[str]] = defaultdict(set)
     for step in steps:
         if step.source_hash:
-            by_hash[step.source_hash].add(step.run_id)
+            by_hash[step.source_hash].append(step)
         if step.cell_id:
             by_cell_id[step.cell_id].add(step.run_id)
-    found: set[str] = set()
-    for cell in cells:
+    certain: set[str] = set()
+    by_body: set[str] = set()
+    shown: set[str] = set()
+    for cell in notebook["cells"]:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        for output in cell.get("outputs", []) or []:
-            meta = output.get("metadata") if isinstance(output, dict) else None
-            rlam = meta.get("rlam") if isinstance(meta, dict) else None
-            if isinstance(rlam, dict) and isinstance(rlam.get("run_id"), str):
-                found.add(rlam["run_id"])
-        found |= by_cell_id.get(str(cell.get("id")), set())
-        for digest in body_hashes(_source(cell.get("source", ""))):
-            found |= by_hash.get(digest, set())
+        said: set[str] = set()
+        for rlam in _output_rlam(cell):
+            # without "recorded" (older outputs): a %%rlam cell's, which recorded its steps
+            if isinstance(rlam.get("run_id"), str) and rlam.get("recorded", True) is not False:
+                said.add(rlam["run_id"])
+            if isinstance(rlam.get("run_ids"), list):
+                shown.update(str(r) for r in rlam["run_ids"])
+        said |= by_cell_id.get(str(cell.get("id")), set())
+        certain |= said
+        if said:
+            continue  # the cell says where its steps went; a same body elsewhere is not it
+        candidates = [
+            s for h in body_hashes(_source(cell.get("source", ""))) for s in by_hash.get(h, [])
+        ]
+        count = cell.get("execution_count")
+        exact = [s for s in candidates if count is not None and s.execution_count == count]
+        by_body.update(s.run_id for s in exact or candidates)
+    return CellRuns(
+        frozenset(certain), frozenset(by_body - certain), frozenset(shown - certain - by_body)
+    )
+
+
+def _output_rlam(cell: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``rlam`` metadata of a cell's outputs (see ``trace.RunsOutput``)."""
+    found = []
+    for output in cell.get("outputs", []) or []:
+        meta = output.get("metadata") if isinstance(output, dict) else None
+        rlam = meta.get("rlam") if isinstance(meta, dict) else None
+        if isinstance(rlam, dict):
+            found.append(rlam)
     return found
