@@ -409,3 +409,41 @@ def test_a_long_run_scrolls_without_loading_every_step(lab: JupyterApp, page: An
     offsets = {int(url.split("offset=")[1].split("&")[0]) for url in requested}
     assert len(offsets) <= 4, offsets  # the first pages and the last, never all 50
     assert BIG_RUN_STEPS - 100 in offsets
+
+
+def test_a_figure_step_shows_its_rendering_in_the_step_detail(
+    lab: JupyterApp, page: Any, shots: Path
+) -> None:
+    if page.is_visible(".jp-Dialog"):  # the kernel picker of a notebook opened before
+        page.click(".jp-Dialog button.jp-mod-reject")
+    page.evaluate(
+        """() => {
+          const app = window.jupyterapp;
+          const panel = Array.from(app.shell.widgets('main')).find(
+            w => w.context && w.context.path === 'analysis.ipynb');
+          app.shell.activateById(panel.id);
+        }"""
+    )
+    if not page.is_visible("#rlam-sidebar"):
+        page.click(".jp-SideBar.jp-mod-right li[data-id='rlam-sidebar']")
+    kernel(page, "get_ipython().run_line_magic('load_ext', 'rlam_jupyter')")
+    cell = 'data = load_dataset(name="iris")\\nfig = plot(data=data, x="petal length (cm)", y="petal width (cm)", color_by="target")'
+    printed = kernel(
+        page, f"get_ipython().run_cell_magic('rlam', '--run plots --seed 1 --quiet', '{cell}')"
+    )
+    assert "Error" not in printed, printed
+    con = rlam_jupyter.connect(lab.root / ".rlam")
+    run_id = con.execute("SELECT run_id FROM runs WHERE name = 'plots'").fetchone()[0]
+    page.click(f".jp-rlam-run-row[data-run-id='{run_id}']")
+    page.click(".jp-rlam-step-row[data-seq='2']")
+    page.wait_for_selector(".jp-rlam-detail[data-seq='2']")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.jp-rlam-detail img.jp-rlam-figure');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
+    width, height = page.eval_on_selector(
+        ".jp-rlam-detail img.jp-rlam-figure", "i => [i.naturalWidth, i.naturalHeight]"
+    )
+    assert width > 100
+    assert height > 100
+    page.screenshot(path=str(shots / "sidebar-figure.png"))
