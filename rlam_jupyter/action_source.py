@@ -211,8 +211,11 @@ def _cell_text(obj: Any) -> str | None:
         filenames.append(obj.__code__.co_filename)
     elif isinstance(obj, type):
         for member in vars(obj).values():
-            code = getattr(getattr(member, "__func__", member), "__code__", None)
-            if code is not None:
+            func = getattr(member, "__func__", member)
+            code = getattr(func, "__code__", None)
+            # methods written in the class body, not ones a factory made (a NamedTuple's)
+            own = str(getattr(func, "__qualname__", "")).startswith(obj.__qualname__ + ".")
+            if code is not None and own and _is_cell_file(code.co_filename):
                 filenames.append(code.co_filename)
     for filename in filenames:
         lines = linecache.getlines(filename)
@@ -224,12 +227,17 @@ def _cell_text(obj: Any) -> str | None:
     # a class with no method of its own (a NamedTuple, a dataclass): the newest cell
     # that defines it at top level
     for filename, entry in reversed(list(linecache.cache.items())):
-        if not any(mark in filename for mark in _CELL_FILES) or len(entry) < 3:
+        if not _is_cell_file(filename) or len(entry) < 3:
             continue
         text = "".join(entry[2])
         if f"class {name}" in text and name in _defined_names(text):
             return text
     return None
+
+
+def _is_cell_file(filename: str) -> bool:
+    """Whether code of this file name was compiled from a notebook cell (or rebuilt)."""
+    return any(mark in filename for mark in _CELL_FILES)
 
 
 def _defined_names(text: str) -> set[str]:
@@ -297,7 +305,7 @@ def _assigned_names(node: ast.Assign | ast.AnnAssign) -> set[str]:
 
 def _free_globals(code: str) -> list[str]:
     """Names the code reads from its module's globals but does not define itself."""
-    compiled = compile(code, "<rlam slice>", "exec")
+    compiled = compile(code, "<rlam slice>", "exec", dont_inherit=True)
     loaded: list[str] = []
     stored: set[str] = set()
     for nested in _walk_code(compiled):
@@ -336,6 +344,8 @@ class RecordedSource:
     payload: Mapping[str, Any]
     source_hash: str
     missing: tuple[str, ...]
+    packages: Mapping[str, str] = field(default_factory=dict)
+    """Package versions the action called into when it was recorded."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RecordedSource:
@@ -353,6 +363,7 @@ class RecordedSource:
             decoded("source", {}),
             str(row.get("source_hash") or ""),
             tuple(decoded("missing", [])),
+            dict(decoded("packages", {})),
         )
 
 
@@ -363,6 +374,7 @@ class Rebuilt:
     registry: Registry = field(default_factory=Registry)
     by_version: dict[str, ActionSpec] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, RecordedSource] = field(default_factory=dict)
 
 
 _REBUILT_ROOT: list[Path] = []
@@ -381,15 +393,18 @@ def rebuild(sources: Iterable[RecordedSource]) -> Rebuilt:
                 "not executed"
             )
             continue
+        if source.missing:
+            result.problems[source.action_version] = (
+                "its recorded source is not enough to rebuild it: " + "; ".join(source.missing)
+            )
+            continue
         collected = Registry()
         try:
             with collecting_actions(collected):
                 _execute(source)
         except Exception as exc:
-            hint = f" The record says: {'; '.join(source.missing)}." if source.missing else ""
             result.problems[source.action_version] = (
-                f"rebuilding it from its recorded source failed: {type(exc).__name__}: {exc}."
-                + hint
+                f"rebuilding it from its recorded source failed: {type(exc).__name__}: {exc}"
             )
             continue
         spec = collected.get(source.name)
@@ -401,6 +416,7 @@ def rebuild(sources: Iterable[RecordedSource]) -> Rebuilt:
         for rebuilt in collected.values():
             result.registry.add(rebuilt)
         result.by_version[source.action_version] = spec
+        result.sources[source.action_version] = source
     return result
 
 
@@ -433,7 +449,9 @@ def _execute(source: RecordedSource) -> None:
     module = types.ModuleType(name)
     module.__dict__["__builtins__"] = builtins
     sys.modules[name] = module
-    exec(compile(code, filename, "exec"), module.__dict__)
+    # dont_inherit: the cells' code runs as they were written, not with this module's
+    # __future__ imports (postponed annotations would turn their types into strings)
+    exec(compile(code, filename, "exec", dont_inherit=True), module.__dict__)
 
 
 def _files_root(source_hash: str) -> Path:

@@ -32,7 +32,8 @@ def python_spec(
 
     def run_code(source: str, **values: Any) -> Any:
         namespace: dict[str, Any] = dict(values)
-        exec(compile(source, "<%%rlam python>", "exec"), namespace)
+        # dont_inherit: the cell's code must not take this module's __future__ imports
+        exec(compile(source, "<%%rlam python>", "exec", dont_inherit=True), namespace)
         missing = [name for name in declared if name not in namespace]
         if missing:
             raise NameError(f"the cell did not define the declared output(s) {missing}")

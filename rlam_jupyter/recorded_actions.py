@@ -127,12 +127,19 @@ def _resolved_from(rebuilt: Rebuilt, action: str, action_version: str) -> Resolv
     if spec is None:
         problem = rebuilt.problems.get(action_version, "its recorded source defines no action")
         return Resolved(None, reason=problem)
-    now = spec.current_identity().version_id
+    identity = spec.current_identity()
     notes: tuple[str, ...] = ()
-    if now != action_version:
+    if identity.version_id != action_version:
+        recorded = rebuilt.sources[action_version].packages
+        changed = [
+            f"{name} {recorded.get(name, '(not used)')} → {version}"
+            for name, version in sorted(identity.packages.items())
+            if recorded.get(name) != version
+        ]
+        why = f"packages differ: {', '.join(changed)}" if changed else "what it reads differs"
         notes = (
-            f"rebuilt {action} from its recorded source, but its identity here is {now} "
-            f"(recorded {action_version}): a package it calls has another version here",
+            f"rebuilt {action} from its recorded source; its identity here is "
+            f"{identity.version_id}, recorded {action_version} ({why})",
         )
     return Resolved(spec, notes, rebuilt=True)
 

@@ -306,3 +306,28 @@ def test_the_cli_audit_names_steps_it_could_not_re_execute_and_exits_non_zero(
     allowed = run_rlam("audit", "nb", "--allow-skipped", cwd=elsewhere)
     assert allowed.returncode == 0, allowed.stdout
     assert "not verified" in allowed.stdout
+
+
+def test_a_source_that_cannot_be_rebuilt_is_refused_naming_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    from notebook_cells import execute_cells
+
+    execute_cells(
+        tmp_path / "analysis",
+        [
+            "%load_ext rlam_jupyter\nimport numpy as np\nimport rlam_jupyter as rlam",
+            "OFFSETS = np.arange(3.0)  # built by a statement, in a cell of its own",
+            "@rlam.action(determinism='pure')\n"
+            "def offset_sum(value: float) -> float:\n"
+            "    return float((OFFSETS + value).sum())",
+            "%%rlam --run nb --quiet\nt = offset_sum(value=1.0)",
+        ],
+    )
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "analysis" / ".rlam", elsewhere / ".rlam")
+    done = run_rlam("audit", "nb", "--json", cwd=elsewhere)
+    assert done.returncode == 1
+    (skipped,) = json.loads(done.stdout)["not_verified"]
+    assert "step 1 (offset_sum)" in skipped
+    assert "`OFFSETS` (a ndarray) comes from a statement that is not a definition" in skipped

@@ -120,3 +120,17 @@ def test_an_imported_bundle_forks_with_the_notebook_actions_rebuilt(
             (10, "python", "succeeded"),
         ]
     )
+
+
+def test_notebook_actions_rebuilt_elsewhere_have_the_identity_they_were_recorded_with(
+    executed: Path, tmp_path: Path
+) -> None:
+    """The rebuilt source is faithful: the same code, defaults, classes and values, so
+    the identity computed in the fresh process equals the recorded one (no note)."""
+    shutil.copytree(executed / ".rlam", tmp_path / ".rlam")
+    done = run_rlam("replay", "diabetes-ridge", "--verify", "--json", cwd=tmp_path)
+    steps = {s["seq"]: s for s in json.loads(done.stdout)["steps"]}
+    notebook_actions = ("add_features", "cv_ridge", "regression_metrics", "residual_plot")
+    for step in steps.values():
+        if step["action"] in notebook_actions + ("summary_table",):
+            assert (step["verify"], step["differences"]) == ("identical", []), step
