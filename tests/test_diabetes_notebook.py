@@ -130,7 +130,13 @@ def test_notebook_actions_rebuilt_elsewhere_have_the_identity_they_were_recorded
     shutil.copytree(executed / ".rlam", tmp_path / ".rlam")
     done = run_rlam("replay", "diabetes-ridge", "--verify", "--json", cwd=tmp_path)
     steps = {s["seq"]: s for s in json.loads(done.stdout)["steps"]}
-    notebook_actions = {"add_features", "cv_ridge", "regression_metrics", "residual_plot"}
+    notebook_actions = {
+        "add_features",
+        "cv_ridge",
+        "regression_metrics",
+        "residual_plot",
+        "summary_table",
+    }
     checked = {s["action"] for s in steps.values() if s["action"] in notebook_actions}
     assert checked == notebook_actions
     for step in steps.values():
