@@ -3,35 +3,41 @@
 A step may be served from the cache only if everything that can change its result is
 in its cache key. Its inputs, parameters and seed are; this module adds the *code*: the
 action function's source and default values, and, transitively, every function, class
-and value of the user's own code that it reaches through its globals and closures
-(notebook cells, the user's modules), plus the versions of the third-party packages it
-calls into. It is computed when a step runs, not when the action is registered: editing
-a helper in another cell must change the identity of every action that calls it.
+and value of the user's own code that it reaches through its globals, closures, default
+values and the values it reads (a dict of helpers, a ``partial``), plus the versions of
+the third-party packages it calls into and the library settings that change what they
+compute (matplotlib's style, scikit-learn's config). It is computed when a step runs,
+not when the action is registered: editing a helper in another cell must change the
+identity of every action that calls it.
 
 Where the dependencies cannot be known before the code runs (``exec``/``eval``, imports
-by name, rebinding globals, a global whose value cannot be hashed) the identity says
-why in :attr:`ActionIdentity.uncacheable` and the engine runs the step instead of
-serving it: a missed cache hit is acceptable, a wrong one never is.
+by name, rebinding globals, a global whose value cannot be hashed) the identity says why in :attr:`ActionIdentity.uncacheable` and
+the engine runs the step instead of serving it: a missed cache hit is acceptable, a
+wrong one never is.
 """
 
 from __future__ import annotations
 
 import builtins
-import dis
-import importlib.util
-import inspect
-import os
-import site
+import dataclasses
+import functools
+import pickle
 import sys
-import sysconfig
-import textwrap
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from rlam_jupyter.hashing import canonical_json, canonicalize, digest_bytes
+from rlam_jupyter.code_facts import bytecode_digest, code_facts, source_digest
+from rlam_jupyter.code_origin import (
+    file_digest,
+    home,
+    installed,
+    is_user_module,
+    module_origin,
+    package_version,
+)
+from rlam_jupyter.hashing import Canonical, canonical_json, canonicalize, digest_bytes
 
 _DYNAMIC_BUILTINS = frozenset(
     {"exec", "eval", "compile", "__import__", "globals", "locals", "vars"}
@@ -40,9 +46,16 @@ _DYNAMIC_BUILTINS = frozenset(
 
 _DYNAMIC_ATTRIBUTES = frozenset({("importlib", "import_module"), ("importlib", "reload")})
 
-_OWN_PACKAGE = "rlam_jupyter"
-REBUILT_PREFIX = "rlam_rebuilt_"
-"""Modules rebuilt from recorded source (:mod:`rlam_jupyter.action_source`) are named so."""
+_CLASS_INTERNALS = frozenset(
+    {"__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "_abc_impl"}
+)
+"""Class attributes that are bookkeeping of the class machinery, not behaviour."""
+
+_ENVIRONMENT_TOKENS = ("package:", "config:", "bytecode:")
+"""Tokens that describe the environment (installed packages, library settings, the
+interpreter's compilation) rather than the user's code."""
+
+_PLAIN_TYPES = (int, float, complex, str, bytes, bool, type(None))
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,9 @@ class ActionIdentity:
     name: str
     version: str
     digest: str
+    code_digest: str = ""
+    """The digest of what the user's code is, without the environment (package versions,
+    library settings): equal when an action rebuilt elsewhere is the same code."""
     user_code: tuple[Any, ...] = ()
     """The user's functions, classes and modules the action depends on (itself first)."""
     packages: Mapping[str, str] = field(default_factory=dict)
@@ -85,20 +101,29 @@ def identify(
     ``extra_classes``: types of the step's input values; a user-defined class among them
     is walked too (its methods run inside the action without being named in its code)."""
     walk = _Walk()
-    walk.function(func, root=True)
-    for cls in extra_classes:
-        if _is_user_module(getattr(cls, "__module__", None)):
-            walk.cls(cls)
-    material = {"name": name, "version": version, "tokens": sorted(walk.tokens)}
-    return ActionIdentity(
-        name=name,
-        version=version,
-        digest=digest_bytes("action-identity", canonical_json(material)),
-        user_code=tuple(walk.user_code),
-        packages=dict(walk.packages),
-        values=tuple(sorted(walk.values)),
-        uncacheable="; ".join(walk.uncacheable) or None,
-    )
+    try:
+        walk.function(func, root=True)
+        for cls in extra_classes:
+            if is_user_module(getattr(cls, "__module__", None)):
+                walk.cls(cls)
+        walk.library_settings()
+    except Exception as exc:  # a dependency that cannot even be looked at
+        walk.uncacheable.append(f"its dependencies cannot be read ({type(exc).__name__}: {exc})")
+    return walk.identity(name, version)
+
+
+def identify_cell(name: str, version: str, source: str) -> ActionIdentity:
+    """The identity of a ``%%rlam python`` cell: its source, and what it imports."""
+    walk = _Walk()
+    walk.tokens.add(f"cell:{digest_bytes('source', source.encode())}")
+    try:
+        code = compile(source, "<%%rlam python>", "exec", dont_inherit=True)
+        for module, names in code_facts(code).imports.items():
+            walk.imported(module, names)
+        walk.library_settings()
+    except Exception as exc:
+        walk.uncacheable.append(f"its imports cannot be read ({type(exc).__name__}: {exc})")
+    return walk.identity(name, version)
 
 
 class _Walk:
@@ -112,6 +137,20 @@ class _Walk:
         self.uncacheable: list[str] = []
         self._seen: set[int] = set()
 
+    def identity(self, name: str, version: str) -> ActionIdentity:
+        tokens = sorted(self.tokens)
+        code = [t for t in tokens if not t.startswith(_ENVIRONMENT_TOKENS)]
+        return ActionIdentity(
+            name=name,
+            version=version,
+            digest=_digest(name, version, tokens),
+            code_digest=_digest(name, version, code),
+            user_code=tuple(self.user_code),
+            packages=dict(self.packages),
+            values=tuple(sorted(self.values)),
+            uncacheable="; ".join(dict.fromkeys(self.uncacheable)) or None,
+        )
+
     def _first_visit(self, obj: Any) -> bool:
         if id(obj) in self._seen:
             return False
@@ -121,7 +160,9 @@ class _Walk:
     # ------------------------------------------------------------ code
 
     def function(self, func: Any, root: bool = False) -> None:
-        func = inspect.unwrap(func)
+        wrapped = getattr(func, "__wrapped__", None)
+        if wrapped is not None and wrapped is not func:  # a decorator's wrapper, and its target
+            self.obj(f"{getattr(func, '__qualname__', '?')}.__wrapped__", wrapped)
         if isinstance(func, (classmethod, staticmethod)):
             func = func.__func__
         if isinstance(func, types.MethodType):
@@ -135,21 +176,45 @@ class _Walk:
         if not self._first_visit(func):
             return
         module = func.__module__
-        if not root and not _is_user_module(module):
+        if not root and not is_user_module(module):
             self.package(module)
             return
         self.user_code.append(func)
-        label = f"{_home(module)}.{func.__qualname__}"
-        self.tokens.add(f"code:{label}:{_code_digest(func.__code__)}")
+        label = f"{home(module)}.{func.__qualname__}"
+        self.tokens.add(f"code:{label}:{source_digest(func.__code__)}")
+        if home(module) != "__main__":
+            # A module's file may have been edited since it was imported: the bytecode is
+            # what runs. (A cell's source is what it ran, and IPython compiles cells with
+            # flags of its own, so their bytecode would only keep rebuilt cells apart.)
+            # Bytecode also differs between Python versions: it is environment, not code,
+            # when an action rebuilt elsewhere is compared with its record.
+            self.tokens.add(f"bytecode:{label}:{bytecode_digest(func.__code__)}")
         for index, default in enumerate(func.__defaults__ or ()):
             self.value(f"{label}.__defaults__[{index}]", default, token_only=True)
         for key, default in sorted((func.__kwdefaults__ or {}).items()):
             self.value(f"{label}.__kwdefaults__[{key}]", default, token_only=True)
-        facts = _code_facts(func.__code__)
-        for reason in facts.dynamic:
-            self.uncacheable.append(f"{label} {reason}")
-        scope = func.__globals__
-        for global_name in facts.globals:
+        facts = code_facts(func.__code__)
+        self.uncacheable.extend(f"{label} {reason}" for reason in facts.dynamic)
+        self.globals_of(label, home(module), func.__globals__, facts.globals, facts.attributes)
+        for cell_name, cell in zip(func.__code__.co_freevars, func.__closure__ or (), strict=False):
+            try:
+                content = cell.cell_contents
+            except ValueError:  # an empty cell: bound later in the enclosing function
+                self.uncacheable.append(f"{label} closes over {cell_name!r}, not bound yet")
+                continue
+            self.obj(f"{label}.<closure {cell_name}>", content)
+        for imported, names in facts.imports.items():
+            self.imported(imported, names)
+
+    def globals_of(
+        self,
+        label: str,
+        where: str,
+        scope: Mapping[str, Any],
+        names: Iterable[str],
+        attributes: Mapping[str, frozenset[str]],
+    ) -> None:
+        for global_name in names:
             if global_name in scope:
                 target = scope[global_name]
             elif hasattr(builtins, global_name):
@@ -162,27 +227,16 @@ class _Walk:
             else:
                 self.tokens.add(f"unbound:{label}:{global_name}")
                 continue
-            attributes = facts.attributes.get(global_name)
-            if isinstance(target, types.ModuleType) and attributes is not None:
-                self.module_attributes(label, global_name, target, attributes)
+            read = attributes.get(global_name)
+            if isinstance(target, types.ModuleType) and read is not None:
+                self.module_attributes(label, global_name, target, read)
             else:
-                self.obj(f"{_home(module)}.{global_name}", target)
-        for cell_name, cell in zip(func.__code__.co_freevars, func.__closure__ or (), strict=False):
-            try:
-                content = cell.cell_contents
-            except ValueError:  # an empty cell: bound later in the enclosing function
-                self.uncacheable.append(
-                    f"{label} closes over {cell_name!r}, which is not bound yet"
-                )
-                continue
-            self.obj(f"{label}.<closure {cell_name}>", content)
-        for imported in facts.imports:
-            self.imported(imported)
+                self.obj(f"{where}.{global_name}", target)
 
     def module_attributes(
         self, label: str, global_name: str, module: types.ModuleType, attributes: Iterable[str]
     ) -> None:
-        if not _is_user_module(module.__name__):
+        if not is_user_module(module.__name__):
             self.package(module.__name__)
             for attribute in attributes:
                 if (module.__name__.split(".")[0], attribute) in _DYNAMIC_ATTRIBUTES:
@@ -192,64 +246,89 @@ class _Walk:
             return
         for attribute in sorted(attributes):
             if hasattr(module, attribute):
-                self.obj(f"{_home(module.__name__)}.{attribute}", getattr(module, attribute))
+                self.obj(f"{home(module.__name__)}.{attribute}", getattr(module, attribute))
             else:
-                self.tokens.add(f"unbound:{_home(module.__name__)}.{attribute}")
+                self.tokens.add(f"unbound:{home(module.__name__)}.{attribute}")
 
-    def imported(self, name: str) -> None:
-        """A module the code imports when it runs: the same token whether or not it is
-        imported yet (a user module by its file's content, a package by its version)."""
+    def imported(self, name: str, names: Iterable[str] = ()) -> None:
+        """A module the code imports when it runs (and the names it takes from it): a user
+        module by the content of its files, also before it is imported, and by what it
+        defines once it is; an installed package by its version."""
         top = name.split(".")[0]
         if top in sys.stdlib_module_names or top == "__future__":
             return
-        origin = _module_origin(name)
-        if origin is not None and not _installed(origin):
-            self.tokens.add(f"import:{name}:{_file_digest(origin)}")
-        else:
+        origin = module_origin(name)
+        if origin is None or installed(origin):
             self.package(name)
+            return
+        self.tokens.add(f"import:{name}:{file_digest(origin)}")
+        for member in sorted(names):
+            submodule = module_origin(f"{name}.{member}") if origin.endswith("__init__.py") else None
+            if submodule is not None:
+                self.tokens.add(f"import:{name}.{member}:{file_digest(submodule)}")
+        for loaded in (name, *(f"{name}.{member}" for member in names)):
+            module = sys.modules.get(loaded)
+            if module is not None:
+                self.module(module)
 
     def module(self, module: types.ModuleType) -> None:
         """A user module used as a whole (imported inside a function, or passed around):
         every function and class it defines is a dependency."""
-        if not _is_user_module(module.__name__):
+        if not is_user_module(module.__name__):
             self.package(module.__name__)
             return
         if not self._first_visit(module):
             return
         self.user_code.append(module)
+        path = getattr(module, "__file__", None)
+        if path and not path.endswith(".py"):  # compiled (Cython, C): its file is its code
+            self.tokens.add(f"binary:{home(module.__name__)}:{file_digest(path)}")
         for attribute, value in sorted(vars(module).items()):
             if attribute.startswith("__"):
                 continue
             if getattr(value, "__module__", None) == module.__name__ and (
                 isinstance(value, (types.FunctionType, type))
             ):
-                self.obj(f"{_home(module.__name__)}.{attribute}", value)
+                self.obj(f"{home(module.__name__)}.{attribute}", value)
 
     def cls(self, cls: type) -> None:
         if not self._first_visit(cls):
             return
-        if not _is_user_module(cls.__module__):
+        if not is_user_module(cls.__module__):
             self.package(cls.__module__)
             return
         self.user_code.append(cls)
-        label = f"{_home(cls.__module__)}.{cls.__qualname__}"
+        label = f"{home(cls.__module__)}.{cls.__qualname__}"
         self.tokens.add(f"class:{label}:" + ",".join(_label(b) for b in cls.__bases__))
         for base in cls.__bases__:
             if base is not object:
                 self.cls(base)
         for attribute, member in sorted(vars(cls).items()):
-            if attribute in ("__dict__", "__weakref__", "__module__", "__doc__", "__qualname__"):
+            if attribute in _CLASS_INTERNALS:
                 continue
-            if isinstance(member, property):
+            if attribute == "__dataclass_fields__":
+                self.dataclass_fields(label, member)
+            elif isinstance(member, property):
                 for accessor in (member.fget, member.fset, member.fdel):
                     if accessor is not None:
                         self.function(accessor)
+            elif isinstance(member, functools.cached_property):
+                self.function(member.func)
             elif isinstance(member, (types.FunctionType, classmethod, staticmethod)):
                 self.function(member)
             elif isinstance(member, type):
                 self.cls(member)
             elif not callable(member):
-                self.value(f"{label}.{attribute}", member, token_only=True)
+                # the class machinery's own dunders may not be hashable; they are not code
+                dunder = attribute.startswith("__") and attribute.endswith("__")
+                self.value(f"{label}.{attribute}", member, token_only=True, optional=dunder)
+
+    def dataclass_fields(self, label: str, fields: Mapping[str, Any]) -> None:
+        for name, spec in sorted(fields.items()):
+            if spec.default is not dataclasses.MISSING:
+                self.value(f"{label}.{name}=", spec.default, token_only=True)
+            if spec.default_factory is not dataclasses.MISSING:
+                self.obj(f"{label}.{name}()", spec.default_factory)
 
     def obj(self, label: str, target: Any) -> None:
         """Anything a name in the action's code refers to."""
@@ -260,31 +339,45 @@ class _Walk:
         elif isinstance(target, (types.FunctionType, types.MethodType, classmethod, staticmethod)):
             self.function(target)
         elif isinstance(target, (types.BuiltinFunctionType, types.BuiltinMethodType)):
-            owner = getattr(target, "__module__", None) or type(getattr(target, "__self__", None)).__module__
-            if owner and owner != "builtins":
+            owner = getattr(target, "__module__", None) or type(target.__self__).__module__
+            if owner and is_user_module(owner) and owner in sys.modules:
+                self.module(sys.modules[owner])  # a compiled module of the user's
+            elif owner and owner != "builtins":
                 self.package(owner)
-        elif callable(target) and not _is_user_module(type(target).__module__):
+        elif callable(target) and not is_user_module(type(target).__module__):
             # numpy ufuncs, scorers, partials: library code, configured by their state
             self.package(type(target).__module__)
             self.value(label, target)
         else:
-            if _is_user_module(type(target).__module__):
+            if is_user_module(type(target).__module__):
                 self.cls(type(target))
             self.value(label, target)
 
-    def value(self, label: str, value: Any, token_only: bool = False) -> None:
+    def value(self, label: str, value: Any, token_only: bool = False, optional: bool = False) -> None:
+        """A value the code reads: hashed by content, and the user's code inside it (a dict
+        of helpers, a ``partial``, an estimator wrapping a function) walked as code, since
+        a pickle names functions and classes without their code."""
         if isinstance(value, (types.FunctionType, type, types.ModuleType)):
             self.obj(label, value)
             return
-        canonical = canonicalize(value)
-        if not canonical.restorable:
-            self.uncacheable.append(
-                f"it reads {label}, a {type(value).__qualname__} whose value cannot be hashed"
-            )
+        canonical: Canonical | None = None
+        try:
+            canonical = canonicalize(value)
+            why = canonical.note
+        except Exception as exc:
+            why = f"{type(exc).__name__}: {exc}"
+        if canonical is None or not canonical.restorable:
+            if not optional:
+                self.uncacheable.append(
+                    f"it reads {label}, a {type(value).__qualname__} whose value cannot be "
+                    f"hashed ({why})"
+                )
             return
         self.tokens.add(f"value:{label}:{canonical.digest}")
         if not token_only:
             self.values.add(label)
+        for inner in _user_code_inside(value):
+            self.obj(f"{label}→{getattr(inner, '__qualname__', '?')}", inner)
 
     def package(self, module_name: str | None) -> None:
         if not module_name:
@@ -292,197 +385,74 @@ class _Walk:
         top = module_name.split(".")[0]
         if top in sys.stdlib_module_names or top == "builtins" or top in self.packages:
             return
-        version = _package_version(top)
+        version = package_version(top)
         self.packages[top] = version
         self.tokens.add(f"package:{top}=={version}")
 
+    def library_settings(self) -> None:
+        """Global settings of the libraries the code calls that change what they compute."""
+        if "matplotlib" in self.packages and "matplotlib" in sys.modules:
+            from rlam_jupyter.figures import style_settings
 
-# ---------------------------------------------------------------- facts about code
-
-
-@dataclass(frozen=True)
-class _CodeFacts:
-    globals: tuple[str, ...]
-    attributes: Mapping[str, frozenset[str]]
-    """Global name → the attributes read from it right away (``helpers.shift``); a global
-    also used otherwise is absent here (the whole module is then a dependency)."""
-    imports: tuple[str, ...]
-    dynamic: tuple[str, ...]
+            self.tokens.add(f"config:matplotlib:{_digest('rc', '', style_settings())}")
+        if "sklearn" in self.packages and "sklearn" in sys.modules:
+            config = sorted((k, repr(v)) for k, v in sys.modules["sklearn"].get_config().items())
+            self.tokens.add(f"config:sklearn:{_digest('config', '', config)}")
 
 
-_FACTS: dict[types.CodeType, _CodeFacts] = {}
-_SOURCE_DIGESTS: dict[types.CodeType, str] = {}
+def _digest(name: str, version: str, tokens: Any) -> str:
+    material = {"name": name, "version": version, "tokens": tokens}
+    return digest_bytes("action-identity", canonical_json(material))
 
 
-def _code_facts(code: types.CodeType) -> _CodeFacts:
-    """The names a code object (and the code nested in it) reads from its globals."""
-    facts = _FACTS.get(code)
-    if facts is not None:
-        return facts
-    names: list[str] = []
-    attributes: dict[str, set[str]] = {}
-    whole: set[str] = set()
-    imports: list[str] = []
-    dynamic: list[str] = []
-    for nested in _nested_code(code):
-        instructions = list(dis.get_instructions(nested))
-        for index, instruction in enumerate(instructions):
-            op = instruction.opname
-            if op in ("LOAD_GLOBAL", "LOAD_NAME"):
-                name = str(instruction.argval)
-                names.append(name)
-                following = instructions[index + 1] if index + 1 < len(instructions) else None
-                if following is not None and following.opname in ("LOAD_ATTR", "LOAD_METHOD"):
-                    attributes.setdefault(name, set()).add(str(following.argval))
-                else:
-                    whole.add(name)
-            elif op in ("STORE_GLOBAL", "DELETE_GLOBAL"):
-                dynamic.append(
-                    f"rebinds the global {instruction.argval!r}: its result depends on "
-                    "state the cache cannot see"
-                )
-            elif op == "IMPORT_NAME":
-                imports.append(str(instruction.argval))
-    facts = _CodeFacts(
-        globals=tuple(dict.fromkeys(names)),
-        attributes={k: frozenset(v) for k, v in attributes.items() if k not in whole},
-        imports=tuple(dict.fromkeys(imports)),
-        dynamic=tuple(dict.fromkeys(dynamic)),
-    )
-    _FACTS[code] = facts
-    return facts
+class _Collector(pickle.Pickler):
+    """A pickler that writes nowhere and notes the user's functions, classes and
+    modules a value holds (pickle would save them by name only)."""
+
+    def __init__(self) -> None:
+        super().__init__(_Discard(), protocol=pickle.HIGHEST_PROTOCOL)
+        self.found: list[Any] = []
+
+    def persistent_id(self, obj: Any) -> Any:
+        if isinstance(obj, (types.FunctionType, type, types.ModuleType)):
+            module = obj.__name__ if isinstance(obj, types.ModuleType) else obj.__module__
+            if is_user_module(module):
+                self.found.append(obj)
+                return len(self.found)
+        return None
 
 
-def _nested_code(code: types.CodeType) -> Iterable[types.CodeType]:
-    yield code
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            yield from _nested_code(const)
+class _Discard:
+    def write(self, data: Any) -> int:
+        return len(data)
 
 
-def _code_digest(code: types.CodeType) -> str:
-    """The function's source text (portable across Python versions); its bytecode and
-    constants when no source can be found."""
-    digest = _SOURCE_DIGESTS.get(code)
-    if digest is None:
-        try:
-            text = textwrap.dedent(inspect.getsource(code)).encode()
-            digest = digest_bytes("source", text)
-        except (OSError, TypeError):
-            digest = digest_bytes("bytecode", _code_material(code))
-        _SOURCE_DIGESTS[code] = digest
-    return digest
+def _user_code_inside(value: Any) -> list[Any]:
+    if isinstance(value, _PLAIN_TYPES) or _is_numeric_data(value):
+        return []
+    collector = _Collector()
+    try:
+        collector.dump(value)
+    except Exception:  # what cannot be pickled was already judged by canonicalize
+        return collector.found
+    return collector.found
 
 
-def _code_material(code: types.CodeType) -> bytes:
-    consts = [
-        _code_material(c) if isinstance(c, types.CodeType) else repr(c).encode()
-        for c in code.co_consts
-    ]
-    return b"\0".join([code.co_code, repr(code.co_names).encode(), *consts])
-
-
-# ---------------------------------------------------------------- whose code is it
-
-
-def _home(module_name: str) -> str:
-    """A module's name in identities: notebook code is ``__main__`` wherever it runs, also
-    when rebuilt from its recorded source under another module name."""
-    return "__main__" if module_name.startswith(REBUILT_PREFIX) else module_name
+def _is_numeric_data(value: Any) -> bool:
+    """Arrays and frames of plain dtypes hold no code: skip the second pass over them."""
+    module = type(value).__module__.split(".")[0]
+    if module == "numpy":
+        return getattr(getattr(value, "dtype", None), "hasobject", True) is False
+    if module == "pandas":
+        dtypes = getattr(value, "dtypes", None)
+        if dtypes is None:
+            dtypes = [getattr(value, "dtype", None)]
+        return all(getattr(d, "hasobject", True) is False for d in list(dtypes))
+    return False
 
 
 def _label(obj: Any) -> str:
     if isinstance(obj, types.ModuleType):
         return f"module {obj.__name__}"
-    module = _home(str(getattr(obj, "__module__", "?")))
+    module = home(str(getattr(obj, "__module__", "?")))
     return f"{module}.{getattr(obj, '__qualname__', repr(obj))}"
-
-
-_USER_MODULES: dict[str, bool] = {}
-
-
-def _is_user_module(module_name: str | None) -> bool:
-    """True for the user's own code: notebook cells (``__main__``) and modules outside
-    the standard library and installed packages (editable installs count as the user's)."""
-    if not module_name:
-        return False
-    known = _USER_MODULES.get(module_name)
-    if known is not None:
-        return known
-    top = module_name.split(".")[0]
-    if top == "__main__" or top.startswith(REBUILT_PREFIX):
-        return True
-    if top in sys.stdlib_module_names or top == _OWN_PACKAGE or top in sys.builtin_module_names:
-        return False
-    module = sys.modules.get(module_name) or sys.modules.get(top)
-    if module is None:
-        return False  # not imported (yet): asked again later
-    path = getattr(module, "__file__", None)
-    found = not hasattr(module, "__path__") if path is None else not _installed(path)
-    _USER_MODULES[module_name] = found
-    return found
-
-
-def is_user_module(module_name: str | None) -> bool:
-    """Whether code of ``module_name`` is the user's own (see the module docstring)."""
-    return _is_user_module(module_name)
-
-
-def _installed(path: str) -> bool:
-    real = os.path.realpath(path)
-    return any(real.startswith(root) for root in _installed_roots())
-
-
-def _module_origin(name: str) -> str | None:
-    module = sys.modules.get(name)
-    if module is not None:
-        return getattr(module, "__file__", None)
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    return spec.origin if spec is not None and spec.has_location else None
-
-
-def _file_digest(path: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            return digest_bytes("file", handle.read())
-    except OSError:
-        return "unreadable"
-
-
-@lru_cache(maxsize=1)
-def _installed_roots() -> tuple[str, ...]:
-    roots = set(site.getsitepackages()) | {site.getusersitepackages()}
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        roots.add(sysconfig.get_paths()[key])
-    return tuple(os.path.realpath(r) + os.sep for r in roots if r)
-
-
-@lru_cache(maxsize=1024)
-def _package_version(top: str) -> str:
-    """The installed version of the distribution that provides ``top``: from its metadata
-    whether or not it is imported yet, so the identity does not depend on import order."""
-    from importlib import metadata
-
-    try:
-        return metadata.version(top)
-    except metadata.PackageNotFoundError:
-        pass
-    for distribution in _distributions().get(top, []):  # import name ≠ name (sklearn)
-        try:
-            return metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            continue
-    module = sys.modules.get(top)
-    version = getattr(module, "__version__", None)
-    return version if isinstance(version, str) else "unknown"
-
-
-@lru_cache(maxsize=1)
-def _distributions() -> Mapping[str, list[str]]:
-    """Import name → distributions; reading it costs ~0.3 s once per process."""
-    from importlib import metadata
-
-    return metadata.packages_distributions()

@@ -16,21 +16,26 @@ import ast
 import builtins
 import dis
 import importlib
+import importlib.util
 import json
 import linecache
 import sys
 import tempfile
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlam_jupyter.action_identity import REBUILT_PREFIX, ActionIdentity, is_user_module
+from rlam_jupyter.action_identity import ActionIdentity
 from rlam_jupyter.actions import ActionSpec, Registry, collecting_actions
+from rlam_jupyter.code_facts import global_loads
+from rlam_jupyter.code_origin import REBUILT_PREFIX, is_user_module
 from rlam_jupyter.hashing import canonical_json, digest_bytes
 
 CELL, MODULE, PACKAGE = "cell", "module", "package"
+_LITERAL_CHARS = 100_000
+"""A global written back as a literal longer than this is not worth reading back."""
 _CELL_FILES = ("<ipython-input-", "/ipykernel_", "\\ipykernel_", "<" + REBUILT_PREFIX)
 
 
@@ -76,6 +81,7 @@ def action_record(
         "module": source.module,
         "source": json.dumps(source.payload()),
         "source_hash": source.digest,
+        "code_digest": identity.code_digest,
         "missing": json.dumps(list(source.missing)),
         "dependencies": json.dumps(identity.describe()),
         "packages": json.dumps(dict(identity.packages)),
@@ -87,7 +93,17 @@ def action_record(
 
 
 def capture(spec: ActionSpec, identity: ActionIdentity) -> ActionSource:
-    """Record where ``spec`` (at ``identity``) was defined."""
+    """Record where ``spec`` (at ``identity``) was defined; never raises (a source that
+    cannot be captured is recorded with the reason, and the step still runs)."""
+    try:
+        return _capture(spec, identity)
+    except Exception as exc:
+        module = str(getattr(spec.func, "__module__", "") or "")
+        why = f"its source could not be captured ({type(exc).__name__}: {exc})"
+        return ActionSource(CELL if module == "__main__" else MODULE, module, missing=(why,))
+
+
+def _capture(spec: ActionSpec, identity: ActionIdentity) -> ActionSource:
     func = spec.func
     module = getattr(func, "__module__", "") or ""
     if not is_user_module(module):
@@ -176,10 +192,10 @@ class _CellSlicer:
                 return
         try:
             literal = repr(value)
-            if ast.literal_eval(literal) == value:
+            if len(literal) <= _LITERAL_CHARS and ast.literal_eval(literal) == value:
                 self.preamble[name] = f"{name} = {literal}"
                 return
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        except Exception:  # a repr that raises or does not read back: not a literal
             pass
         self.missing.append(
             f"`{name}` (a {type(value).__qualname__}) comes from a statement that is not a "
@@ -306,28 +322,12 @@ def _assigned_names(node: ast.Assign | ast.AnnAssign) -> set[str]:
 def _free_globals(code: str) -> list[str]:
     """Names the code reads from its module's globals but does not define itself."""
     compiled = compile(code, "<rlam slice>", "exec", dont_inherit=True)
-    loaded: list[str] = []
-    stored: set[str] = set()
-    for nested in _walk_code(compiled):
-        for name in _global_loads(nested):
-            loaded.append(name)
-    for instruction in dis.get_instructions(compiled):
-        if instruction.opname in ("STORE_NAME", "STORE_GLOBAL", "IMPORT_NAME"):
-            stored.add(str(instruction.argval).split(".")[0])
-    return [n for n in dict.fromkeys(loaded) if n not in stored]
-
-
-def _walk_code(code: types.CodeType) -> Iterator[types.CodeType]:
-    yield code
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            yield from _walk_code(const)
-
-
-def _global_loads(code: types.CodeType) -> Iterator[str]:
-    for instruction in dis.get_instructions(code):
-        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
-            yield str(instruction.argval)
+    stored = {
+        str(i.argval).split(".")[0]
+        for i in dis.get_instructions(compiled)
+        if i.opname in ("STORE_NAME", "STORE_GLOBAL", "IMPORT_NAME")
+    }
+    return [n for n in dict.fromkeys(global_loads(compiled)) if n not in stored]
 
 
 # ---------------------------------------------------------------- rebuilding
@@ -345,6 +345,8 @@ class RecordedSource:
     source_hash: str
     missing: tuple[str, ...]
     packages: Mapping[str, str] = field(default_factory=dict)
+    code_digest: str = ""
+    """The recorded identity without the environment (see ``ActionIdentity.code_digest``)."""
     """Package versions the action called into when it was recorded."""
 
     @classmethod
@@ -364,6 +366,7 @@ class RecordedSource:
             str(row.get("source_hash") or ""),
             tuple(decoded("missing", [])),
             dict(decoded("packages", {})),
+            str(row.get("code_digest") or ""),
         )
 
 
@@ -389,8 +392,8 @@ def rebuild(sources: Iterable[RecordedSource]) -> Rebuilt:
             continue
         if source_digest(source.origin, source.payload) != source.source_hash:
             result.problems[source.action_version] = (
-                "its recorded source does not match its hash (the trace was altered); "
-                "not executed"
+                "its recorded source does not match its hash (the record is damaged or was "
+                "edited); not executed"
             )
             continue
         if source.missing:
@@ -430,17 +433,21 @@ def _execute(source: RecordedSource) -> None:
                 raise ValueError(f"unsafe path {relative!r} in the recorded source")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        if str(root) not in sys.path:
+        # imports find the recorded files of modules this process has not loaded; a
+        # module it runs already is never shadowed (see below)
+        if any(_module_of(p) not in sys.modules for p in files) and str(root) not in sys.path:
             sys.path.insert(0, str(root))
     if source.origin == MODULE:
         if not files or source.module == "__main__":
             raise ImportError(f"no file of module {source.module!r} was recorded")
+        if source.module in sys.modules:
+            # the process runs that module already (perhaps edited since): load the
+            # recorded file beside it, under a name of its own, never in its place
+            relative = next(p for p in files if _module_of(p) == source.module)
+            _load_private(source, root / relative)
+            return
         importlib.invalidate_caches()
-        module = sys.modules.get(source.module)
-        if module is not None:
-            importlib.reload(module)
-        else:
-            importlib.import_module(source.module)
+        importlib.import_module(source.module)
         return
     code = str(source.payload.get("code") or "")
     name = f"{REBUILT_PREFIX}{source.source_hash[:12]}"
@@ -452,6 +459,21 @@ def _execute(source: RecordedSource) -> None:
     # dont_inherit: the cells' code runs as they were written, not with this module's
     # __future__ imports (postponed annotations would turn their types into strings)
     exec(compile(code, filename, "exec", dont_inherit=True), module.__dict__)
+
+
+def _module_of(relative: str) -> str:
+    parts = relative.removesuffix(".py").split("/")
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _load_private(source: RecordedSource, path: Path) -> None:
+    name = f"{REBUILT_PREFIX}{source.source_hash[:12]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the recorded file {path.name}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
 
 
 def _files_root(source_hash: str) -> Path:

@@ -28,7 +28,7 @@ from pydantic import (
     create_model,
 )
 
-from rlam_jupyter.action_identity import ActionIdentity, identify
+from rlam_jupyter.action_identity import ActionIdentity, identify, identify_cell
 from rlam_jupyter.hashing import digest_bytes
 
 Determinism = Literal["pure", "seeded", "external"]
@@ -68,9 +68,9 @@ class ActionSpec:
     wants_rng: bool
     source_hash: str
     positional: tuple[str, ...] = field(default=())
-    walk_dependencies: bool = True
-    """False when ``source_hash`` is the whole identity (a ``%%rlam python`` cell: its
-    source is its parameter, run in a namespace of its declared inputs only)."""
+    cell_source: str | None = None
+    """The code of a ``%%rlam python`` cell: its identity is that source and what it
+    imports (it runs in a namespace of its declared inputs only)."""
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -85,8 +85,8 @@ class ActionSpec:
     def current_identity(self, input_types: Iterable[type] = ()) -> ActionIdentity:
         """The identity a step of this action has now: its code and, transitively, the
         user code and package versions it depends on (see :mod:`action_identity`)."""
-        if not self.walk_dependencies:
-            return ActionIdentity(self.name, self.version, self.source_hash)
+        if self.cell_source is not None:
+            return identify_cell(self.name, self.version, self.cell_source)
         return identify(self.name, self.version, self.func, input_types)
 
     def params_schema(self) -> dict[str, Any]:

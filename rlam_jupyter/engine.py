@@ -590,7 +590,7 @@ class Engine:
     def _record_action(self, run: Run, spec: ActionSpec, identity: ActionIdentity) -> None:
         """Record where an action version came from, the first time the run uses it, so
         the run can be re-executed where the notebook that defined it is not running."""
-        if not spec.walk_dependencies or identity.version_id in run.action_versions:
+        if spec.cell_source is not None or identity.version_id in run.action_versions:
             return
         run.action_versions.add(identity.version_id)
         record = action_record(run.run_id, spec, identity, capture(spec, identity))

@@ -87,6 +87,22 @@ def root_and_target(value: Any) -> tuple[Any, str]:
     return root, f"{kind}:{position}"
 
 
+def style_settings() -> list[tuple[str, str]]:
+    """The rcParams that change what a figure shows (not how it is saved): the part of
+    matplotlib's global state an action that draws depends on."""
+    import matplotlib
+
+    return [
+        (key, repr(value))
+        for key, value in sorted(matplotlib.rcParams.items())
+        if not key.startswith(_PINNED_PREFIXES) and key not in _PINNED_KEYS + _SCREEN_KEYS
+    ]
+
+
+_SCREEN_KEYS = ("figure.dpi",)
+"""How a figure is shown on a screen (see :data:`RENDER_DPI`), not what it shows."""
+
+
 def render_png(figure: Any) -> bytes:
     """The figure drawn by Agg into PNG bytes, the same in every process of one environment."""
     import matplotlib

@@ -59,7 +59,7 @@ def python_spec(
         wants_rng=False,
         source_hash=digest_bytes("source", source.encode()),
         positional=(),
-        walk_dependencies=False,
+        cell_source=source,
     )
 
 

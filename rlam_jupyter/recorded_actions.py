@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlam_jupyter.action_identity import ActionIdentity
 from rlam_jupyter.action_source import Rebuilt, RecordedSource, rebuild
 from rlam_jupyter.actions import ActionSpec, Registry
 from rlam_jupyter.python_cell import ACTION_NAME as PYTHON
@@ -38,16 +39,21 @@ class Resolved:
     spec: ActionSpec | None
     notes: tuple[str, ...] = ()
     reason: str = ""
-    rebuilt: bool = False
 
 
 @dataclass
 class RecordedActions:
-    """Finds (and rebuilds, once per version) the actions of recorded steps."""
+    """Finds (and rebuilds, once per version) the actions of recorded steps.
+
+    A step is only re-executed with code that is the code it was recorded with: the same
+    identity, or the same *code* identity (the user's code and the values it reads) with
+    other package versions or library settings, which a note names. Anything else is
+    not re-executed: checking a recorded result against other code proves nothing."""
 
     registry: Registry
     load_rows: RowsLoader | None = None
-    _rebuilt: dict[str, Resolved] = field(default_factory=dict)
+    _sources: dict[str, RecordedSource | None] = field(default_factory=dict)
+    _rebuilt: dict[str, Rebuilt] = field(default_factory=dict)
 
     def for_step(
         self,
@@ -58,6 +64,7 @@ class RecordedActions:
         input_names: Sequence[str],
         targets: Sequence[str],
         *,
+        input_types: Iterable[type] = (),
         prefer_current: bool = False,
     ) -> Resolved:
         current = self.registry.get(action)
@@ -68,25 +75,49 @@ class RecordedActions:
             return Resolved(spec)
         if current is not None and (prefer_current or not action_version):
             return Resolved(current)
-        current_version = current.current_identity().version_id if current else None
-        if current is not None and current_version == action_version:
-            return Resolved(current)
         assert action_version is not None
-        rebuilt = self._rebuild(action, action_version)
-        if rebuilt.spec is not None:
+        types_ = tuple(input_types)
+        now = current.current_identity(types_) if current is not None else None
+        if current is not None and now is not None:
+            if now.version_id == action_version:
+                return Resolved(current)
+            if action_version == current.identity:
+                return Resolved(
+                    current,
+                    (
+                        f"recorded by an earlier rlam-jupyter ({action_version}, its own source "
+                        "only): verified with the current definition, which has that source",
+                    ),
+                )
+        source = self._source(action_version)
+        same_code = (
+            now is not None
+            and source is not None
+            and bool(source.code_digest)
+            and source.code_digest == now.code_digest
+        )
+        if current is not None and now is not None and source is not None and same_code:
+            return Resolved(current, (_environment_note(action, source, now),))
+        rebuilt = self._rebuilt_from(source, action, action_version, types_)
+        if rebuilt.spec is not None or current is None:
+            if rebuilt.spec is None:
+                return Resolved(
+                    None,
+                    reason=f"action {action!r} is not registered here and {rebuilt.reason}; "
+                    "pass --import with the module or file that defines it",
+                )
             return rebuilt
-        if current is not None:
-            return Resolved(
-                current,
-                (f"action changed since recorded ({action_version} → {current_version})",),
-            )
+        assert now is not None
         return Resolved(
             None,
-            reason=f"action {action!r} is not registered here and {rebuilt.reason}; pass "
-            "--import with the module or file that defines it",
+            reason=f"action {action!r} changed since it was recorded ({action_version} → "
+            f"{now.version_id}) and {rebuilt.reason}: its recorded result cannot be "
+            "checked against other code",
         )
 
-    def for_entry(self, entry: StepEntry, *, prefer_current: bool = False) -> Resolved:
+    def for_entry(
+        self, entry: StepEntry, *, input_types: Iterable[type] = (), prefer_current: bool = False
+    ) -> Resolved:
         """:meth:`for_step` of a step as the run index has it."""
         return self.for_step(
             entry.action,
@@ -95,53 +126,63 @@ class RecordedActions:
             entry.params,
             list(entry.input_ids or entry.inputs),
             entry.targets,
+            input_types=input_types,
             prefer_current=prefer_current,
         )
 
-    def _rebuild(self, action: str, action_version: str) -> Resolved:
-        known = self._rebuilt.get(action_version)
-        if known is not None:
-            return known
-        rows = list(self.load_rows([action_version])) if self.load_rows else []
-        sources = [RecordedSource.from_row(r) for r in rows]
-        resolved: Resolved
-        if not sources:
-            resolved = Resolved(
+    def _source(self, action_version: str) -> RecordedSource | None:
+        if action_version not in self._sources:
+            rows = list(self.load_rows([action_version])) if self.load_rows else []
+            self._sources[action_version] = RecordedSource.from_row(rows[0]) if rows else None
+        return self._sources[action_version]
+
+    def _rebuilt_from(
+        self,
+        source: RecordedSource | None,
+        action: str,
+        action_version: str,
+        input_types: tuple[type, ...],
+    ) -> Resolved:
+        if source is None:
+            return Resolved(
                 None,
                 reason="the trace holds no source for it (recorded by an earlier version "
                 "of rlam-jupyter)",
             )
-        elif all(s.origin == "package" for s in sources):
-            module = sources[0].module
-            resolved = Resolved(
-                None, reason=f"it comes from the installed package module {module!r}"
+        if source.origin == "package":
+            return Resolved(
+                None, reason=f"it comes from the installed package module {source.module!r}"
             )
-        else:
-            resolved = _resolved_from(rebuild(sources[:1]), action, action_version)
-        self._rebuilt[action_version] = resolved
-        return resolved
-
-
-def _resolved_from(rebuilt: Rebuilt, action: str, action_version: str) -> Resolved:
-    spec = rebuilt.by_version.get(action_version)
-    if spec is None:
-        problem = rebuilt.problems.get(action_version, "its recorded source defines no action")
-        return Resolved(None, reason=problem)
-    identity = spec.current_identity()
-    notes: tuple[str, ...] = ()
-    if identity.version_id != action_version:
-        recorded = rebuilt.sources[action_version].packages
-        changed = [
-            f"{name} {recorded.get(name, '(not used)')} → {version}"
-            for name, version in sorted(identity.packages.items())
-            if recorded.get(name) != version
-        ]
-        why = f"packages differ: {', '.join(changed)}" if changed else "what it reads differs"
-        notes = (
-            f"rebuilt {action} from its recorded source; its identity here is "
-            f"{identity.version_id}, recorded {action_version} ({why})",
+        if action_version not in self._rebuilt:
+            self._rebuilt[action_version] = rebuild([source])
+        rebuilt = self._rebuilt[action_version]
+        spec = rebuilt.by_version.get(action_version)
+        if spec is None:
+            problem = rebuilt.problems.get(action_version, "its recorded source defines no action")
+            return Resolved(None, reason=problem)
+        identity = spec.current_identity(input_types)
+        if identity.version_id == action_version:
+            return Resolved(spec)
+        if source.code_digest and identity.code_digest == source.code_digest:
+            return Resolved(spec, (_environment_note(action, source, identity),))
+        return Resolved(
+            None,
+            reason="rebuilt from its recorded source, the code or values it depends on are "
+            f"not what they were here ({identity.version_id}, recorded {action_version})",
         )
-    return Resolved(spec, notes, rebuilt=True)
+
+
+def _environment_note(action: str, source: RecordedSource, now: ActionIdentity) -> str:
+    changed = [
+        f"{name} {source.packages.get(name, '(not used)')} → {version}"
+        for name, version in sorted(now.packages.items())
+        if source.packages.get(name) != version
+    ]
+    what = f"packages: {', '.join(changed)}" if changed else "library settings (e.g. matplotlib style)"
+    return (
+        f"{action}: the same code as recorded, in another environment ({what}); "
+        f"identity here {now.version_id}, recorded {source.action_version}"
+    )
 
 
 def rows_from_connection(con: Any) -> RowsLoader:

@@ -323,11 +323,6 @@ def _verify_step(
         ]
     if entry.status not in ("succeeded", "cached", "failed"):
         return f"skipped ({entry.status})", []
-    resolved = actions.for_entry(entry)
-    spec = resolved.spec
-    if spec is None:
-        return "skipped (action not registered)", [resolved.reason]
-    notes = list(resolved.notes)
     bindings: dict[str, Binding] = {}
     for pname, artifact_id in entry.input_ids.items():
         if artifact_id not in inputs_cache:
@@ -342,6 +337,11 @@ def _verify_step(
     # re-executed step is handed over as recorded again
     engine.protect_inputs(bindings)
     inputs = {pname: binding.value for pname, binding in bindings.items()}
+    resolved = actions.for_entry(entry, input_types={type(v) for v in inputs.values()})
+    spec = resolved.spec
+    if spec is None:
+        return "skipped (action not registered)", [resolved.reason]
+    notes = list(resolved.notes)
     try:
         params = spec.validate_params(entry.params).__dict__
     except Exception as exc:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -169,11 +169,10 @@ def test_a_run_that_failed_with_nothing_recorded_is_an_invisible_failure(store: 
 
 
 def test_a_step_that_does_not_reproduce_lowers_reproducibility(store: Path) -> None:
-    counter = itertools.count()
-
     def drifting(n: int = 1) -> int:
-        """Claims to be pure but is not."""
-        return next(counter) + n
+        """Claims to be pure but is not: it reads the OS's randomness (which no identity
+        sees; state it closes over would be seen, and the step not verified at all)."""
+        return int.from_bytes(os.urandom(8), "big") + n
 
     registry = Registry()
     for spec in default_registry().values():

@@ -489,7 +489,14 @@ def test_cli_replay_verify_diff_and_forks(
     assert cli.main(allowed) == 0
     assert "1 step(s) not verified" in capsys.readouterr().out
     try:
+        # --actions imports a module that registers another cli_clock: other code than the
+        # one recorded, so the recorded result is not checked against it
         args = ["replay", "clock", "--store", str(store), "--verify", "--actions", "clock_actions"]
+        assert cli.main(args) == cli.EXIT_CHECK_FAILED
+        assert "cannot be checked against other code" in capsys.readouterr().out
+        # recorded from that module, the step is re-executed with it, and diverges
+        record(store, registry(), name="clock2", body="now = cli_clock()")
+        args = ["replay", "clock2", "--store", str(store), "--verify", "--actions", "clock_actions"]
         assert cli.main(args) == cli.EXIT_CHECK_FAILED
         assert "diverged" in capsys.readouterr().out
     finally:

@@ -177,16 +177,6 @@ def _reexecute_step(
         return SKIPPED, f"never finished (last status {status})"
     if step.get("determinism") == "external":
         return NOT_REEXECUTABLE, "external: its recorded outputs are what it gave, never re-run"
-    resolved = actions.for_step(
-        step["action"],
-        step.get("action_version"),
-        step.get("determinism"),
-        json_field(step, "params", {}),
-        list(json_field(step, "inputs", {})),
-        tuple(json_field(step, "targets", [])),
-    )
-    if resolved.spec is None:
-        return NOT_REEXECUTABLE, resolved.reason
     bindings, missing = {}, []
     for pname, artifact_id in json_field(step, "inputs", {}).items():
         kind, path = artifacts.get(artifact_id, ("", None))
@@ -197,6 +187,17 @@ def _reexecute_step(
         bindings[name] = Binding(name, artifact_id, "", kind, path, objects.get(path))
     if missing:
         return NOT_REEXECUTABLE, f"input(s) {missing} cannot be restored (no object)"
+    resolved = actions.for_step(
+        step["action"],
+        step.get("action_version"),
+        step.get("determinism"),
+        json_field(step, "params", {}),
+        list(json_field(step, "inputs", {})),
+        tuple(json_field(step, "targets", [])),
+        input_types={type(b.value) for b in bindings.values()},
+    )
+    if resolved.spec is None:
+        return NOT_REEXECUTABLE, resolved.reason
     run.bindings = bindings
     run.next_seq = int(step["seq"])
     proposal = Proposal(

@@ -166,6 +166,7 @@ ACTIONS = pa.schema(
         ("module", pa.string()),
         ("source", pa.string()),
         ("source_hash", pa.string()),
+        ("code_digest", pa.string()),
         ("missing", pa.string()),
         ("dependencies", pa.string()),
         ("packages", pa.string()),
@@ -176,8 +177,9 @@ ACTIONS = pa.schema(
 )
 """One row per action version a run used (``steps.action_version``): where it was defined
 (``origin`` cell / module / package, and the ``source`` to rebuild it, JSON, checked
-against ``source_hash``), what it depends on, and why its steps are never served from
-the cache (``uncacheable``), if they are not."""
+against ``source_hash``), the digest of its code without the environment (``code_digest``:
+equal when it is rebuilt elsewhere as it was), what it depends on, and why its steps are
+never served from the cache (``uncacheable``), if they are not."""
 
 TABLES: dict[str, pa.Schema] = {
     "runs": RUNS,
