@@ -260,10 +260,10 @@ def judge(path: Path, header: dict[str, Any] | None) -> Liveness:
     same = _same_process(header, found)
     if same is False:
         return Liveness(DEAD, f"{who} is gone (pid {pid} is now another process){though}")
-    if same:
-        return Liveness(ALIVE, f"{who} is still running")
     if held:
         return leased
+    if same:
+        return Liveness(ALIVE, f"{who} is still running")
     if held is False and header.get("lease") == LEASE_FLOCK:
         # A writer that held the lease but no longer does, under a pid we cannot date:
         # it closed the journal (ended, or lost the lock after a write error).
