@@ -163,21 +163,28 @@ class AuditReport:
         return self.passes(allow_skipped=False)
 
     def passes(self, allow_skipped: bool) -> bool:
-        """``ok``, or with ``allow_skipped``: short only by steps that could not be
-        re-executed (they are still counted in the metric and named)."""
+        """``ok``, or with ``allow_skipped``: every metric below target is short only by
+        items that could not be checked (steps not re-executed, steps in flight under a
+        writer of unknown fate); they are still counted in the metric and named."""
         below = self.below_target
-        if allow_skipped and set(below) == {"reproducibility_success"}:
-            total = self._total("reproducibility_success")
-            return total is not None and total.present + len(total.skipped) == total.expected
-        return not below
+        if not allow_skipped:
+            return not below
+        for metric in below:
+            total = self._total(metric)
+            if total is None or total.present + len(total.skipped) != total.expected:
+                return False
+        return True
 
     def skipped(self) -> list[str]:
-        """Every step that was not re-executed, and why, one sentence each."""
+        """Everything that could not be checked, and why, one sentence each: steps not
+        re-executed (Reproducibility Success), steps in flight under a writer whose fate
+        cannot be told (Trace Completeness)."""
         return [
             f"{run.name}: {what}"
             for run in self.runs
-            if run.reproducibility is not None
-            for what in run.reproducibility.skipped
+            for tally in (run.completeness, run.visibility, run.reproducibility)
+            if tally is not None
+            for what in tally.skipped
         ]
 
     @property
@@ -215,7 +222,11 @@ class AuditReport:
                         *r.visibility.missing,
                         *(r.reproducibility.missing if r.reproducibility else []),
                     ],
-                    "not_verified": r.reproducibility.skipped if r.reproducibility else [],
+                    "not_verified": [
+                        *r.completeness.skipped,
+                        *r.visibility.skipped,
+                        *(r.reproducibility.skipped if r.reproducibility else []),
+                    ],
                     "notes": r.notes,
                 }
                 for r in self.runs
@@ -242,7 +253,7 @@ class AuditReport:
             lines += ["", "missing or wrong:"] + [f"  - {m}" for m in missing[:50]]
         skipped = self.skipped()
         if skipped:
-            lines += ["", "not verified (not re-executed, counted against Reproducibility Success):"]
+            lines += ["", f"not verified ({_NOT_VERIFIED}):"]
             lines += [f"  - {m}" for m in skipped[:50]]
         if self.failures:
             lines += ["", "failures:"]
@@ -292,14 +303,19 @@ class AuditReport:
             f"<tbody>{rows}</tbody></table>"
             + (f"<p>Missing or wrong:</p><ul>{missing}</ul>" if missing else "")
             + (
-                "<p>Not verified (not re-executed, counted against Reproducibility "
-                f"Success):</p><ul>{skipped}</ul>"
+                f"<p>Not verified ({html.escape(_NOT_VERIFIED)}):</p><ul>{skipped}</ul>"
                 if skipped
                 else ""
             )
             + (f"<p>Failures:</p><ul>{failures}</ul>" if failures else "")
             + "</div>"
         )
+
+
+_NOT_VERIFIED = (
+    "not re-executed, or in flight with a writer of unknown fate; counted against "
+    "Reproducibility Success and Trace Completeness respectively"
+)
 
 
 def _fmt(value: float | None) -> str:
@@ -384,10 +400,21 @@ def _audit_run(con: Any, run_id: str) -> RunAudit:
     open_run = (run["status"] or "open") == "open"
     interrupted_run = run["status"] == INTERRUPTED
     died = "; ".join(w["reason"] for w in writers if w["state"] == "dead")
+    # Steps in flight are uncounted only while every writer of the run is seen working;
+    # under a writer whose fate cannot be told (another host) they may never finish, so
+    # they are counted as not checked (skipped), never as complete.
+    not_alive = [w["reason"] for w in writers if w["state"] != "alive"]
+    fate_unknown = open_run and (not writers or bool(not_alive))
     if open_run:
-        unknown = [w["reason"] for w in writers if w["state"] == "unknown"]
-        why = f" ({'; '.join(unknown)})" if unknown else ""
-        notes.append(f"the run is still open{why}: steps in flight are not counted as missing")
+        why = f" ({'; '.join(not_alive)})" if not_alive else ""
+        notes.append(
+            f"the run is still open{why}: "
+            + (
+                "steps in flight are counted as not verified, their writer's fate unknown"
+                if fate_unknown
+                else "steps in flight are not counted as missing"
+            )
+        )
     elif interrupted_run:
         notes.append(
             "the run was interrupted: its writer died before ending it"
@@ -419,7 +446,13 @@ def _audit_run(con: Any, run_id: str) -> RunAudit:
             done = bool(statuses & {"succeeded", "cached", "failed"}) or (
                 last["status"] == INTERRUPTED and last["error_type"] == USER_INTERRUPT
             )
-            if done or not open_run:
+            if not done and fate_unknown:
+                who = "; ".join(not_alive) or "no journal names its writer"
+                completeness.skip(
+                    f"{label}: in flight, its writer's fate unknown ({who}): whether it "
+                    "finished cannot be known from here"
+                )
+            elif done or not open_run:
                 if _interrupted(last, interrupted_run):
                     cause = last["error_message"] or died or "its writer died"
                     missing = (

@@ -18,7 +18,8 @@ from rlam_jupyter.agent import ScriptedProposer, run_agent
 from rlam_jupyter.cli import main
 from rlam_jupyter.engine import Engine
 from rlam_jupyter.proposal import Proposal
-from rlam_jupyter.store.journal import decode_line, frame
+from rlam_jupyter.store.journal import JournalWriter, decode_line, frame, now_us
+from rlam_jupyter.store.layout import StoreLayout
 
 SCRIPT = {
     "steps": [
@@ -293,7 +294,9 @@ def test_the_cli_audit_names_steps_it_could_not_re_execute_and_exits_non_zero(
     shutil.copytree(recorded, elsewhere / ".rlam")
     for journal in (elsewhere / ".rlam" / "journal").rglob("*.jsonl"):
         # the source withheld, as in a trace recorded before sources were kept
-        kept = [line for line in journal.read_bytes().splitlines(True) if b'"_t":"actions"' not in line]
+        kept = [
+            line for line in journal.read_bytes().splitlines(True) if b'"_t":"actions"' not in line
+        ]
         journal.write_bytes(b"".join(kept))
     done = run_rlam("audit", "nb", "--json", cwd=elsewhere)
     report = json.loads(done.stdout)
@@ -330,3 +333,60 @@ def test_a_source_that_cannot_be_rebuilt_is_refused_naming_what_is_missing(
     (skipped,) = json.loads(done.stdout)["not_verified"]
     assert "step 1 (offset_sum)" in skipped
     assert "`OFFSETS` (a ndarray) comes from a statement that is not a definition" in skipped
+
+
+def _open_run_with_a_step_in_flight(store: Path) -> JournalWriter:
+    """A run whose step 1 succeeded and step 2 was accepted and is still running (its
+    writer, in this process, is left open: it holds the journal's lease)."""
+    writer = JournalWriter(StoreLayout(store), "R1")
+    writer.append("runs", {"run_id": "R1", "name": "far", "status": "open", "created_at": now_us()})
+    for seq, status in ((1, "accepted"), (1, "succeeded"), (2, "accepted")):
+        writer.append(
+            "steps",
+            {
+                "run_id": "R1",
+                "step_id": f"R1-00000{seq}",
+                "seq": seq,
+                "action": "make",
+                "params": "{}",
+                "status": status,
+                "recorded_at": now_us(),
+            },
+        )
+    return writer
+
+
+def test_steps_in_flight_under_a_writer_of_unknown_fate_are_not_counted_as_complete(
+    store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RLAM_AUTO_COMPACT", "0")
+    writer = _open_run_with_a_step_in_flight(store)
+    live = audit(store=store, reproduce=False)  # its writer lives: step 2 is just running
+    assert live.trace_completeness == 1.0
+    assert live.skipped() == []
+    assert any("still open" in note for note in live.runs[0].notes)
+
+    writer.close()
+    lines = writer.path.read_bytes().splitlines(keepends=True)
+    header = decode_line(lines[0].rstrip(b"\n"))
+    assert header is not None
+    assert header["_t"] == "header"
+    # The journal of a kernel on another machine (a shared store): no lease, no /proc to read.
+    writer.path.write_bytes(b"".join([frame({**header, "host": "another-host"}), *lines[1:]]))
+
+    report = audit(store=store, reproduce=False)
+    assert report.trace_completeness is not None
+    assert report.trace_completeness < 1.0
+    (skipped,) = report.skipped()
+    assert skipped.startswith("far: step 2 (make): in flight")
+    assert "another-host" in skipped
+    assert report.missing() == []  # not a shortfall of the trace: it cannot be known yet
+    assert not report.ok
+    assert report.passes(allow_skipped=True)
+    assert report.to_json()["not_verified"] == [skipped]
+    assert "in flight" in repr(report).split("not verified")[1].splitlines()[0]
+
+    command = ["audit", "--store", str(store), "--no-reproduce"]
+    assert main(command) == 1
+    assert main([*command, "--allow-skipped"]) == 0
+    assert "step 2 (make): in flight" in capsys.readouterr().out

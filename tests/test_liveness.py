@@ -7,6 +7,7 @@ where the point is a crash.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -280,9 +281,262 @@ def test_verdicts_never_call_an_unknown_writer_dead(tmp_path: Path) -> None:
     verdict = judge(writer.path, gone)
     assert verdict.state == "dead"
     assert exited.stdout.strip() in verdict.reason
-    reused = {**header, "process_started_us": header["process_started_us"] - 10_000_000}
+    reused = {
+        **header,
+        "process_start_ticks": header["process_start_ticks"] - 1000,
+        "process_started_us": header["process_started_us"] - 10_000_000,
+    }
     assert judge(writer.path, reused).state == "dead"  # our pid, but not the process that wrote
     assert judge(writer.path, {**gone, "host": "elsewhere"}).state == "unknown"
     assert judge(writer.path, {**gone, "machine_id": "another-machine"}).state == "unknown"
     assert judge(writer.path, None).state == "unknown"  # an old journal naming nobody
     assert judge(writer.path, header).state == "alive"  # this process, lease or not
+
+
+def _exited_pid() -> int:
+    """The pid of a process that ran and exited (reaped), so no process has it now."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(done.stdout)
+
+
+def _python(code: str, *args: str) -> subprocess.Popen[str]:
+    """A Python process running ``code`` with this worktree's package, its stdout piped."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env
+    )
+
+
+def _end(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=30)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def test_on_windows_liveness_never_sends_a_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Windows ``os.kill(pid, 0)`` is CTRL_C_EVENT: it would interrupt the writer it
+    asks about. Windows cannot run here, so this test (alone in the file) substitutes:
+    ``os.name`` reads ``"nt"`` and ``os.kill`` is a sentinel that fails if reached."""
+    from rlam_jupyter.store import liveness
+    from rlam_jupyter.store.journal import JournalWriter
+
+    writer = JournalWriter(StoreLayout(tmp_path), "R1")
+    writer.append("runs", {"run_id": "R1", "status": "open"})
+    writer.close()
+    header = {**_header_of(writer.path), "pid": _exited_pid()}
+    assert liveness.judge(writer.path, header).state == "dead"  # on Linux: known gone
+
+    def forbidden(pid: int, sig: int) -> None:
+        raise AssertionError(f"os.kill({pid}, {sig}) reached on Windows")
+
+    with monkeypatch.context() as windows:  # undone before asserting: pytest needs os.name
+        windows.setattr(os, "kill", forbidden)
+        windows.setattr(os, "name", "nt")
+        try:
+            exists: object = liveness._process_exists(os.getpid())
+            verdict: object = liveness.judge(writer.path, header)
+        except BaseException as exc:
+            exists = verdict = exc
+    # No Win32 API here: existence cannot be established, so it is unknown, never dead.
+    assert exists is None
+    assert isinstance(verdict, liveness.Liveness), verdict
+    assert verdict.state == "unknown"
+    assert str(header["pid"]) in verdict.reason
+
+
+FORKING_WRITER = """
+import multiprocessing, pathlib, sys, time
+from rlam_jupyter.store.journal import JournalWriter
+from rlam_jupyter.store.layout import StoreLayout
+
+out = pathlib.Path(sys.argv[1])
+writer = JournalWriter(StoreLayout(out / "store"), "R1")
+writer.append("runs", {"run_id": "R1", "name": "forked", "status": "open"})
+
+def child():
+    try:
+        writer.append("runs", {"run_id": "R1", "name": "forked", "status": "succeeded"})
+    except Exception as exc:
+        (out / "child-said").write_text(f"{type(exc).__name__}: {exc}")
+    else:
+        (out / "child-said").write_text("appended")
+    time.sleep(120)
+
+child_process = multiprocessing.get_context("fork").Process(target=child)
+child_process.start()
+while not (out / "child-said").exists():
+    time.sleep(0.01)
+print(child_process.pid, writer.path, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_forked_child_does_not_keep_a_killed_writers_run_alive(tmp_path: Path) -> None:
+    from rlam_jupyter.store.liveness import judge, lease_held
+
+    writer = _python(FORKING_WRITER, str(tmp_path))
+    child_pid = 0
+    try:
+        assert writer.stdout is not None
+        child_text, journal_text = writer.stdout.readline().split(" ", 1)
+        child_pid, journal = int(child_text), Path(journal_text.strip())
+        said = (tmp_path / "child-said").read_text()
+        # The child may not write the parent's journal (one writer per file): it is told why.
+        assert said.startswith("StoreWriteError: ")
+        assert "forked" in said
+        assert str(writer.pid) in said
+        assert b"succeeded" not in journal.read_bytes()
+
+        header = _header_of(journal)
+        assert judge(journal, header).state == "alive"
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+        os.kill(child_pid, 0)  # the forked child outlives its parent
+        assert lease_held(journal) is False  # it did not take the lease along
+        verdict = judge(journal, header)
+        assert verdict.state == "dead", verdict.reason
+        assert f"no process {writer.pid}" in verdict.reason
+    finally:
+        _end(writer)
+        if child_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child_pid, signal.SIGKILL)
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_lease_held_by_another_process_does_not_revive_a_gone_writer(tmp_path: Path) -> None:
+    from rlam_jupyter.store.journal import JournalWriter
+    from rlam_jupyter.store.liveness import judge, lease_held
+
+    writer = JournalWriter(StoreLayout(tmp_path), "R1")
+    writer.append("runs", {"run_id": "R1", "status": "open"})
+    writer.close()
+    header = _header_of(writer.path)
+    holder = _python(HOLD_LOCK, str(writer.path))  # as an inherited fd would hold it
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+        assert lease_held(writer.path) is True
+        gone = {**header, "pid": _exited_pid()}
+        assert judge(writer.path, gone).state == "dead"
+        reused = {
+            **header,
+            "process_start_ticks": header["process_start_ticks"] - 100,
+            "process_started_us": header["process_started_us"] - 10_000_000,
+        }
+        assert judge(writer.path, reused).state == "dead"  # our pid, another process
+        assert judge(writer.path, header).state == "alive"  # the named writer lives
+        # Another host's process cannot be looked at: the held lease is what tells.
+        assert judge(writer.path, {**gone, "host": "elsewhere"}).state == "alive"
+    finally:
+        _end(holder)
+
+
+HAMMER = """
+import sys, time
+from pathlib import Path
+from rlam_jupyter.store.liveness import lease_held
+path = Path(sys.argv[1])
+print("testing", flush=True)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    lease_held(path)
+"""
+
+
+def test_a_reader_testing_the_lease_does_not_cost_a_writer_its_lease(tmp_path: Path) -> None:
+    from rlam_jupyter.store.journal import JournalWriter
+
+    layout = StoreLayout(tmp_path)
+    first = JournalWriter(layout, "R1", "W1")
+    first.append("runs", {"run_id": "R1", "status": "open"})
+    first.close()
+    reader = _python(HAMMER, str(first.path))
+    try:
+        assert reader.stdout is not None
+        assert reader.stdout.readline() == "testing\n"
+        leased = []
+        for n in range(100):
+            writer = JournalWriter(layout, "R1", "W1")  # opens (and locks) on its first write
+            writer.append("runs", {"run_id": "R1", "status": "open", "seed": n})
+            leased.append(writer.leased)
+            writer.close()
+        assert all(leased), f"{leased.count(False)} of 100 opens went without the lease"
+    finally:
+        _end(reader)
+
+
+def test_start_times_are_compared_in_clock_ticks_so_a_clock_step_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    from rlam_jupyter.store.journal import JournalWriter
+    from rlam_jupyter.store.liveness import judge
+
+    writer = JournalWriter(StoreLayout(tmp_path), "R1")
+    writer.append("runs", {"run_id": "R1", "status": "open"})
+    writer.close()  # no lease: the header alone decides
+    header = _header_of(writer.path)
+    stat = Path(f"/proc/{os.getpid()}/stat").read_text()
+    assert header["process_start_ticks"] == int(stat[stat.rindex(")") + 2 :].split()[19])
+    # Recorded before the wall clock stepped an hour (NTP, a VM resumed): the epoch start
+    # derived from btime moved, the ticks after boot did not.
+    stepped = {**header, "process_started_us": header["process_started_us"] - 3_600_000_000}
+    assert judge(writer.path, stepped).state == "alive"
+    other = {**header, "process_start_ticks": header["process_start_ticks"] + 1}
+    assert judge(writer.path, other).state == "dead"  # exact: one tick is another process
+    older = {k: v for k, v in stepped.items() if k != "process_start_ticks"}
+    assert judge(writer.path, older).state == "dead"  # an older header: epoch time decides
+
+
+DYING_WRITER = """
+import os, pathlib, sys
+from rlam_jupyter.store.journal import JournalWriter, now_us
+from rlam_jupyter.store.layout import StoreLayout
+
+writer = JournalWriter(StoreLayout(pathlib.Path(sys.argv[1])), "R1")
+writer.append("runs", {"run_id": "R1", "name": "dies", "status": "open",
+                       "writer": writer.writer_id, "created_at": now_us()})
+writer.append("steps", {"run_id": "R1", "step_id": "R1-000001", "seq": 1, "action": "make",
+                        "params": "{}", "status": "accepted", "recorded_at": now_us()})
+print(writer.writer_id, flush=True)
+os._exit(0)  # dies mid-step: nothing ends the run
+"""
+
+
+def test_repair_keeps_the_dead_writer_as_the_runs_writer(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    dying = _python(DYING_WRITER, str(store))
+    assert dying.stdout is not None
+    dead_writer = dying.stdout.readline().strip()
+    _end(dying)
+    assert _statuses(store) == ([("dies", "interrupted")], [(1, "interrupted")])
+    (repaired,) = repair(store).repaired
+    assert repaired.steps == ((1, "R1-000001", "make"),)
+    con = connect(store)
+    try:
+        # Bundle export finds a kernel's runs (and their forks) by this column.
+        assert con.execute("SELECT status, writer FROM runs").fetchall() == [
+            ("interrupted", dead_writer)
+        ]
+    finally:
+        con.close()

@@ -10,7 +10,9 @@ fatal. A record reaches the OS in one ``write`` before ``append`` returns (``fsy
 too with ``RLAM_FSYNC=1``), so a killed kernel loses no completed step. No DuckDB
 lock is ever taken: many kernels write at once, each to its own file. While its file is
 open a writer holds a lease on it (see :mod:`rlam_jupyter.store.liveness`), so readers
-can tell a writer that died from one that is still working.
+can tell a writer that died from one that is still working. A journal has one writer
+process: in a child forked from it (``multiprocessing``, ``os.fork``) the writer refuses
+to write instead of interleaving the child's records with the parent's.
 
 Measured (``benchmarks/store.py``): ~10 µs per step record, against ~160 µs for
 an Arrow IPC stream batch per record, which is why the journal is JSON Lines.
@@ -23,6 +25,7 @@ import json
 import os
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +37,12 @@ from ulid import ULID
 from rlam_jupyter.errors import StoreWriteError
 from rlam_jupyter.store.journal_batches import BatchBuffer
 from rlam_jupyter.store.layout import StoreLayout
-from rlam_jupyter.store.liveness import LEASE_FLOCK, take_lease, writer_identity
+from rlam_jupyter.store.liveness import (
+    LEASE_FLOCK,
+    drop_journal_fd,
+    take_lease,
+    writer_identity,
+)
 from rlam_jupyter.store.schema import SCHEMA_VERSION, TABLES
 
 CRC_FIELD = "_c"
@@ -136,8 +144,19 @@ class JournalWriter:
         self.fsync = os.environ.get("RLAM_FSYNC", "0") == "1"
         self.leased = False
         """True while this writer holds its journal's lease (its fd is open and locked)."""
+        self._owner_pid = os.getpid()
+        """The process this journal belongs to (its header names it)."""
+        _WRITERS.add(self)
 
     def _open(self) -> int:
+        if self._owner_pid != os.getpid():
+            raise StoreWriteError(
+                f"this process ({os.getpid()}) was forked from process {self._owner_pid}, "
+                f"which writes the journal {self.path}; a journal has one writer, and records "
+                "from a forked child would interleave with its parent's under the parent's "
+                "name. Record the child's work with a writer (or Engine) of its own, "
+                "created in the child, or return the results to the parent."
+            )
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -158,7 +177,8 @@ class JournalWriter:
                     with open(self.path, "rb") as handle:
                         self._batch.header_id = line_id(handle.readline())
             except BaseException:
-                os.close(fd)
+                drop_journal_fd(fd)
+                self.leased = False
                 raise
             self._fd = fd
             self._offset = size
@@ -279,15 +299,38 @@ class JournalWriter:
 
     def _drop_fd(self) -> None:
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)  # releases the lease too
+            drop_journal_fd(self._fd)  # releases the lease too
             self._fd = None
             self.leased = False
 
     def close(self) -> None:
         with self._lock:
-            self._batch.flush()
+            if self._owner_pid == os.getpid():
+                self._batch.flush()
             self._drop_fd()
+
+    def _forget_in_child(self) -> None:
+        """After a fork, in the child: the fd is the parent's (liveness closed the child's
+        copy), and so are the pending lines and records; the lock may have been held by a
+        thread that does not exist here."""
+        self._lock = threading.RLock()
+        self._fd = None
+        self.leased = False
+        self._batch.reset()
+        self.unwritten = []
+
+
+_WRITERS: weakref.WeakSet[JournalWriter] = weakref.WeakSet()
+"""Every writer of this process, for :meth:`JournalWriter._forget_in_child`."""
+
+
+def _forget_writers_in_child() -> None:
+    for writer in list(_WRITERS):
+        writer._forget_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_forget_writers_in_child)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -147,8 +147,10 @@ def _repair_run(con: Any, layout: StoreLayout, run_id: str, dry_run: bool) -> Re
                 recorded_at=now_us(),
             )
             writer.append("steps", record)
+        # ``writer`` stays the dead kernel's: bundle export finds a kernel's runs (and the
+        # sidebar's forks of them) by it. Repair's own journal names repair as its writer.
         ended = {k: _json_value(run[0].get(k)) for k in RUNS.names if k != "event_no"}
-        ended.update(status=INTERRUPTED, ended_at=now_us(), writer=writer.writer_id)
+        ended.update(status=INTERRUPTED, ended_at=now_us())
         writer.append("runs", ended)
     finally:
         writer.close()
