@@ -21,7 +21,6 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import functools
-import pickle
 import sys
 import types
 from collections.abc import Iterable, Mapping
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlam_jupyter.code_facts import bytecode_digest, code_facts, source_digest
+from rlam_jupyter.code_in_values import user_code_inside
 from rlam_jupyter.code_origin import (
     file_digest,
     home,
@@ -55,7 +55,6 @@ _ENVIRONMENT_TOKENS = ("package:", "config:", "bytecode:")
 """Tokens that describe the environment (installed packages, library settings, the
 interpreter's compilation) rather than the user's code."""
 
-_PLAIN_TYPES = (int, float, complex, str, bytes, bool, type(None))
 
 
 @dataclass(frozen=True)
@@ -376,7 +375,7 @@ class _Walk:
         self.tokens.add(f"value:{label}:{canonical.digest}")
         if not token_only:
             self.values.add(label)
-        for inner in _user_code_inside(value):
+        for inner in user_code_inside(value):
             self.obj(f"{label}→{getattr(inner, '__qualname__', '?')}", inner)
 
     def package(self, module_name: str | None) -> None:
@@ -403,52 +402,6 @@ class _Walk:
 def _digest(name: str, version: str, tokens: Any) -> str:
     material = {"name": name, "version": version, "tokens": tokens}
     return digest_bytes("action-identity", canonical_json(material))
-
-
-class _Collector(pickle.Pickler):
-    """A pickler that writes nowhere and notes the user's functions, classes and
-    modules a value holds (pickle would save them by name only)."""
-
-    def __init__(self) -> None:
-        super().__init__(_Discard(), protocol=pickle.HIGHEST_PROTOCOL)
-        self.found: list[Any] = []
-
-    def persistent_id(self, obj: Any) -> Any:
-        if isinstance(obj, (types.FunctionType, type, types.ModuleType)):
-            module = obj.__name__ if isinstance(obj, types.ModuleType) else obj.__module__
-            if is_user_module(module):
-                self.found.append(obj)
-                return len(self.found)
-        return None
-
-
-class _Discard:
-    def write(self, data: Any) -> int:
-        return len(data)
-
-
-def _user_code_inside(value: Any) -> list[Any]:
-    if isinstance(value, _PLAIN_TYPES) or _is_numeric_data(value):
-        return []
-    collector = _Collector()
-    try:
-        collector.dump(value)
-    except Exception:  # what cannot be pickled was already judged by canonicalize
-        return collector.found
-    return collector.found
-
-
-def _is_numeric_data(value: Any) -> bool:
-    """Arrays and frames of plain dtypes hold no code: skip the second pass over them."""
-    module = type(value).__module__.split(".")[0]
-    if module == "numpy":
-        return getattr(getattr(value, "dtype", None), "hasobject", True) is False
-    if module == "pandas":
-        dtypes = getattr(value, "dtypes", None)
-        if dtypes is None:
-            dtypes = [getattr(value, "dtype", None)]
-        return all(getattr(d, "hasobject", True) is False for d in list(dtypes))
-    return False
 
 
 def _label(obj: Any) -> str:

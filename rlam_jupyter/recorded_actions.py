@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlam_jupyter.action_identity import ActionIdentity
-from rlam_jupyter.action_source import Rebuilt, RecordedSource, rebuild
+from rlam_jupyter.action_rebuild import Rebuilt, RecordedSource, rebuild
 from rlam_jupyter.actions import ActionSpec, Registry
 from rlam_jupyter.python_cell import ACTION_NAME as PYTHON
 from rlam_jupyter.python_cell import spec_for_recorded_cell

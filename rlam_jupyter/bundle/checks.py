@@ -262,7 +262,8 @@ def _check_trace(result: Inspection) -> None:
 def _altered_action_sources(table: pa.Table) -> str | None:
     """A recorded action source whose text does not match its hash would be executed by
     ``verify --reexecute``: refuse the bundle instead."""
-    from rlam_jupyter.action_source import RecordedSource, source_digest
+    from rlam_jupyter.action_rebuild import RecordedSource
+    from rlam_jupyter.action_source import source_digest
 
     for row in table.to_pylist():
         source = RecordedSource.from_row(row)
