@@ -447,3 +447,41 @@ def test_a_figure_step_shows_its_rendering_in_the_step_detail(
     assert width > 100
     assert height > 100
     page.screenshot(path=str(shots / "sidebar-figure.png"))
+
+
+CRASHED_KERNEL = """\
+import os, sys
+from rlam_jupyter.engine import Engine
+from rlam_jupyter.proposal import Proposal
+
+engine = Engine(sys.argv[1])
+run = engine.start_run("crashed", seed=1)
+engine.execute(run, Proposal("load_dataset", {"name": "iris"}, targets=("data",)))
+engine.run_action = lambda *args, **kwargs: os._exit(0)  # the kernel dies mid-step
+engine.execute(run, Proposal("describe", {}, {"data": "data"}, ("summary",)))
+"""
+
+
+def test_a_step_whose_kernel_died_shows_as_interrupted(lab: JupyterApp, page: Any) -> None:
+    import subprocess
+    import sys
+
+    folder = lab.root / "crashed"
+    folder.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), folder / "crashed.ipynb")
+    subprocess.run(
+        [sys.executable, "-c", CRASHED_KERNEL, str(folder / ".rlam")], check=True, timeout=120
+    )
+    if page.is_visible(".jp-Dialog"):
+        page.click(".jp-Dialog button.jp-mod-reject")
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('docmanager:open', {path: 'crashed/crashed.ipynb'})"
+    )
+    if page.is_visible(".jp-Dialog"):  # its kernel picker
+        page.click(".jp-Dialog button.jp-mod-reject")
+    if not page.is_visible("#rlam-sidebar"):
+        page.click(".jp-SideBar.jp-mod-right li[data-id='rlam-sidebar']")
+    row = page.wait_for_selector(".jp-rlam-step-row[data-seq='2']")
+    assert row.get_attribute("data-status") == "interrupted"
+    assert "↯" in row.inner_text()
+    assert "interrupted" in page.inner_text(".jp-rlam-run-row").lower()

@@ -350,7 +350,8 @@ export class TracePanel extends SidePanel {
   }
 
   private runRow(run: IRun, hasKids: boolean, open: boolean): HTMLElement {
-    const problems = run.failed + run.rejected;
+    const interrupted = run.interrupted ?? 0;
+    const problems = run.failed + run.rejected + interrupted;
     const status =
       run.status === 'open' || run.status === 'interrupted'
         ? run.status
@@ -404,7 +405,8 @@ export class TracePanel extends SidePanel {
             { className: 'jp-rlam-run-problems' },
             [
               run.failed ? `${run.failed} failed` : '',
-              run.rejected ? `${run.rejected} rejected` : ''
+              run.rejected ? `${run.rejected} rejected` : '',
+              interrupted ? `${interrupted} interrupted` : ''
             ]
               .filter(Boolean)
               .join(', ')
