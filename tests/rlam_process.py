@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 
-def run_rlam(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_rlam(
+    *args: str, cwd: Path | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
     """``rlam ARGS`` in ``cwd``, without the test's ``RLAM_HOME``; output captured as text."""
     env = {k: v for k, v in os.environ.items() if k != "RLAM_HOME"}
     return subprocess.run(
@@ -17,6 +19,6 @@ def run_rlam(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
         text=True,
         cwd=cwd,
         env=env,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )

@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+from rlam_process import run_rlam
 
 import rlam_jupyter
 from tests.kernel_driver import run_notebook_with_sidebar
@@ -36,19 +35,6 @@ def _write(path: Path, cells: list[str]) -> Path:
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
     nbformat.write(notebook, path)
     return path
-
-
-def _rlam(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "RLAM_HOME"}
-    return subprocess.run(
-        [sys.executable, "-m", "rlam_jupyter.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=900,
-        check=False,
-    )
 
 
 def _kernel_env(notebook: str | None) -> dict[str, str]:
@@ -84,7 +70,7 @@ def _verify_elsewhere(bundle: Path, folder: Path) -> dict[str, Any]:
     folder.mkdir()
     copy = folder / bundle.name
     shutil.copy(bundle, copy)
-    done = _rlam("verify", copy.name, "--reexecute", "--json", cwd=folder)
+    done = run_rlam("verify", copy.name, "--reexecute", "--json", cwd=folder)
     assert done.returncode == 0, done.stdout + done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
     return report
@@ -139,7 +125,7 @@ def test_bundle_holds_cell_and_sidebar_forks_of_both_roots(tmp_path: Path, front
     assert _bundle_runs(sidebar_bundle) == mine, replies[1].text
     assert _bundle_notebook(sidebar_bundle) is not None
 
-    done = _rlam("export", "analysis.ipynb", "--out", "cli.zip", cwd=tmp_path)
+    done = run_rlam("export", "analysis.ipynb", "--out", "cli.zip", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert _bundle_runs(tmp_path / "cli.zip") == mine
 
@@ -171,7 +157,7 @@ def test_export_of_a_notebook_that_only_forked_and_replayed(tmp_path: Path) -> N
         ids["alpha"] in o.get("metadata", {}).get("rlam", {}).get("run_ids", []) for o in replayed
     ), replayed
 
-    done = _rlam("export", "followup.ipynb", "--out", "followup.zip", cwd=tmp_path)
+    done = run_rlam("export", "followup.ipynb", "--out", "followup.zip", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert _bundle_runs(tmp_path / "followup.zip") == {"alpha", "follow"}
     _verify_elsewhere(tmp_path / "followup.zip", tmp_path / "reviewer")
