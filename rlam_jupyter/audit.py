@@ -111,6 +111,20 @@ class RunAudit:
     failures: list[Failure]
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def tallies(self) -> list[Tally]:
+        """The metrics measured for this run (reproducibility only when re-executed)."""
+        found = (self.completeness, self.visibility, self.reproducibility)
+        return [t for t in found if t is not None]
+
+    @property
+    def missing(self) -> list[str]:
+        return [m for tally in self.tallies for m in tally.missing]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [m for tally in self.tallies for m in tally.skipped]
+
 
 @dataclass
 class AuditReport:
@@ -179,13 +193,7 @@ class AuditReport:
         """Everything that could not be checked, and why, one sentence each: steps not
         re-executed (Reproducibility Success), steps in flight under a writer whose fate
         cannot be told (Trace Completeness)."""
-        return [
-            f"{run.name}: {what}"
-            for run in self.runs
-            for tally in (run.completeness, run.visibility, run.reproducibility)
-            if tally is not None
-            for what in tally.skipped
-        ]
+        return [f"{run.name}: {what}" for run in self.runs for what in run.skipped]
 
     @property
     def failures(self) -> list[Failure]:
@@ -193,12 +201,7 @@ class AuditReport:
 
     def missing(self) -> list[str]:
         """Everything the metrics found missing, one sentence each."""
-        out = []
-        for run in self.runs:
-            for tally in (run.completeness, run.visibility, run.reproducibility):
-                if tally is not None:
-                    out += [f"{run.name}: {m}" for m in tally.missing]
-        return out
+        return [f"{run.name}: {m}" for run in self.runs for m in run.missing]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -217,16 +220,8 @@ class AuditReport:
                     "reproducibility_success": r.reproducibility.value
                     if r.reproducibility
                     else None,
-                    "missing": [
-                        *r.completeness.missing,
-                        *r.visibility.missing,
-                        *(r.reproducibility.missing if r.reproducibility else []),
-                    ],
-                    "not_verified": [
-                        *r.completeness.skipped,
-                        *r.visibility.skipped,
-                        *(r.reproducibility.skipped if r.reproducibility else []),
-                    ],
+                    "missing": r.missing,
+                    "not_verified": r.skipped,
                     "notes": r.notes,
                 }
                 for r in self.runs

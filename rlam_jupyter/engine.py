@@ -372,9 +372,9 @@ class Engine:
         identity = spec.current_identity({type(b.value) for b in inputs.values()})
         self._record_action(run, spec, identity)
         cache_key: str | None = self._cache_key(spec, identity, checked.params_json, input_ids, seed)
-        cacheable = spec.cache and spec.determinism != "external" and not identity.uncacheable
-        if identity.uncacheable and spec.cache and spec.determinism != "external":
-            cache_key = None  # a key that cannot cover the code must never serve a step
+        cacheable = spec.cache and spec.determinism != "external"
+        if cacheable and identity.uncacheable:
+            cacheable, cache_key = False, None  # a key blind to the code must never serve
             notes.append(f"not served from the cache and not cached: {identity.uncacheable}")
         common: dict[str, Any] = {
             "action_version": identity.version_id,

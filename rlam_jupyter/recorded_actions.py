@@ -8,15 +8,16 @@ step, an action to run. :class:`RecordedActions` is the one place that finds it:
 - otherwise the action is rebuilt from the source the trace recorded for that version
   (:mod:`rlam_jupyter.action_source`), so a notebook's own actions re-execute where the
   notebook is not running;
-- failing that, a registered action of the same name is used with a note that it changed
-  (a fork prefers the current definition anyway: it asks "what would happen now").
+- a registered action that is the same *code* in another environment (other package
+  versions, library settings) is used with a note that names the difference;
+- anything else is not re-executed: a recorded result checked against other code proves
+  nothing (a fork alone prefers the current definition: it asks "what would happen now").
 
-When none of that works, the reason names what is missing and how to provide it.
+When nothing fits, the reason names what is missing and how to provide it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -213,14 +214,3 @@ def rows_from_store(layout: Any) -> RowsLoader:
             con.close()
 
     return load
-
-
-def input_names_of(inputs_json: str | None, input_names_json: str | None) -> list[str]:
-    """The input parameter names of a recorded step (from its JSON columns)."""
-    for text in (input_names_json, inputs_json):
-        if text:
-            try:
-                return list(json.loads(text))
-            except ValueError:
-                continue
-    return []

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rlam_jupyter.actions import ActionSpec, Registry
+from rlam_jupyter.actions import Registry
 from rlam_jupyter.engine import Binding, Engine, Run
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.fingerprint import compare, fingerprint
@@ -484,7 +484,7 @@ def fork(
         origin="fork",
     )
     new_run.next_seq = seq
-    first = engine.execute(new_run, proposal, spec=_unregistered(engine, spec))
+    first = engine.execute(new_run, proposal, spec=spec)
     results = [first]
     if first.status == "rejected":
         engine.end_run(new_run, "failed")
@@ -527,11 +527,6 @@ def _fork_action(actions: RecordedActions, entry: StepEntry) -> Resolved:
     return actions.for_entry(entry, prefer_current=True)
 
 
-def _unregistered(engine: Engine, spec: ActionSpec) -> ActionSpec | None:
-    """``spec`` when it is not the registry's own (a python cell, a rebuilt action)."""
-    return None if engine.registry.get(spec.name) is spec else spec
-
-
 def _rerun_downstream(
     engine: Engine, run: Run, lineage: Lineage, seq: int, actions: RecordedActions
 ) -> list[Any]:
@@ -546,12 +541,11 @@ def _rerun_downstream(
             continue  # rejected and unfinished steps never ran; nothing to re-run
         recovers = mapped.get(entry.recovers) if entry.recovers else None
         run.next_seq = entry.seq
-        spec = _fork_action(actions, entry).spec
         result = engine.execute(
             run,
             Proposal(entry.action, entry.params, entry.inputs, entry.targets, origin="fork"),
             recovers=recovers,
-            spec=_unregistered(engine, spec) if spec is not None else None,
+            spec=_fork_action(actions, entry).spec,
         )
         results.append(result)
         if result.status == "rejected":

@@ -207,8 +207,7 @@ def _reexecute_step(
         tuple(json_field(step, "targets", [])),
         origin="verify",
     )
-    own = engine.registry.get(resolved.spec.name) is resolved.spec
-    result = engine.execute(run, proposal, use_cache=False, spec=None if own else resolved.spec)
+    result = engine.execute(run, proposal, use_cache=False, spec=resolved.spec)
     recorded = json_field(step, "outputs", {})
     notes = "; ".join(resolved.notes)
     if status == "failed":
