@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from report import percentiles, write
 
-from rlam_jupyter.server import queries
-from rlam_jupyter.server.handlers import _steps_page
-from rlam_jupyter.server.snapshots import SnapshotCache, store_stamp
+from rlam_jupyter.frontends.server.handlers import _steps_page
+from rlam_jupyter.operations.browse import queries
+from rlam_jupyter.operations.browse.snapshots import SnapshotCache, store_stamp
 from rlam_jupyter.store.journal import JournalWriter, now_us
 from rlam_jupyter.store.layout import StoreLayout
 

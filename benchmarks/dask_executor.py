@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 from report import write
 
-from rlam_jupyter.actions import action
-from rlam_jupyter.cell_plan import running_on
+from rlam_jupyter.actions.proposal import parse_cell
+from rlam_jupyter.actions.registry import action
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.executors import DaskExecutor, LocalExecutor
-from rlam_jupyter.proposal import parse_cell
+from rlam_jupyter.engine.cell_plan import running_on
+from rlam_jupyter.engine.executors import DaskExecutor, LocalExecutor
 
 
 @action

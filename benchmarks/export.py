@@ -24,9 +24,9 @@ from report import write
 
 import rlam_jupyter
 from rlam_jupyter import Input
-from rlam_jupyter.bundle import ExportResult, export, import_bundle, verify_bundle
+from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.proposal import Proposal
+from rlam_jupyter.operations.bundle import ExportResult, export, import_bundle, verify_bundle
 
 TARGET_S = 5.0
 T = TypeVar("T")

@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import write
 
-from rlam_jupyter.actions import Registry, build_spec
+from rlam_jupyter.actions.proposal import Proposal
+from rlam_jupyter.actions.registry import Registry, build_spec
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.proposal import Proposal
-from rlam_jupyter.replay import fork
+from rlam_jupyter.operations.replay import fork
 
 
 def noop(i: int = 0) -> int:

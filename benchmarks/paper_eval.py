@@ -4,7 +4,7 @@ Run: ``python benchmarks/paper_eval.py [--n 20] [--quick] [--no-seed-pinning] [-
 Writes ``benchmarks/results/paper_eval.json`` and ``benchmarks/results/paper_eval.png``.
 ``--llm`` puts a real OpenAI-compatible endpoint in the LLM's seat
 (``RLAM_EVAL_BASE_URL``, ``RLAM_EVAL_MODEL``, ``OPENAI_API_KEY``); the default is the
-offline, deterministic stand-in. How each metric is computed: ``rlam_jupyter.evaluation``.
+offline, deterministic stand-in. How each metric is computed: ``rlam_jupyter.operations.evaluation``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import RESULTS, write
 
-from rlam_jupyter.evaluation import MODES, Evaluation, run_evaluation
-from rlam_jupyter.evaluation.workflow import EXPERIMENTS, ScriptedStandIn
+from rlam_jupyter.operations.evaluation import MODES, Evaluation, run_evaluation
+from rlam_jupyter.operations.evaluation.workflow import EXPERIMENTS, ScriptedStandIn
 
 MODE_LABELS = {
     "script": "script",
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> Evaluation:
     n = 3 if args.quick else args.n
     factory: Any = ScriptedStandIn
     if args.llm:
-        from rlam_jupyter.evaluation.llm import OpenAIStandIn
+        from rlam_jupyter.operations.evaluation.llm import OpenAIStandIn
 
         factory = OpenAIStandIn
     t0 = time.perf_counter()

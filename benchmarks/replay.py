@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import write
 
-from rlam_jupyter.actions import Registry, build_spec
+from rlam_jupyter.actions.proposal import Proposal
+from rlam_jupyter.actions.registry import Registry, build_spec
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.proposal import Proposal
-from rlam_jupyter.replay import replay
+from rlam_jupyter.operations.replay import replay
 
 
 def noop(i: int = 0) -> int:

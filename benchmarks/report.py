@@ -14,7 +14,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict[str, Any]:
-    from rlam_jupyter.fingerprint import cpu_model
+    from rlam_jupyter.values.fingerprint import cpu_model
 
     return {
         "cpu": cpu_model(),

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import percentiles, write
 
 import rlam_jupyter
+from rlam_jupyter.actions.proposal import parse_cell
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.proposal import parse_cell
 
 
 def noop(n: int = 0) -> None:
@@ -83,7 +83,7 @@ def _realistic_rows(workdir: Path, repeats: int) -> list[dict[str, object]]:
     """Overhead on realistic steps: training a random forest on the paper's data and on
     synthetic tables of growing size (where the share falls under 2 %), each beside the
     two floors: plain ``pickle.dumps`` of the model and hashing it as the engine does."""
-    from rlam_jupyter.evaluation.side_by_side import realistic_step
+    from rlam_jupyter.operations.evaluation.side_by_side import realistic_step
 
     rows = []
     for size in (None, 2_000, 5_000, 20_000):

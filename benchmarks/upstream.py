@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import write
 
-from rlam_jupyter.evaluation.side_by_side import SideBySide, run_side_by_side
+from rlam_jupyter.operations.evaluation.side_by_side import SideBySide, run_side_by_side
 
 
 def main(argv: list[str] | None = None) -> SideBySide:

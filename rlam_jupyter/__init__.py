@@ -10,7 +10,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from rlam_jupyter.actions import Input, action, registry
+from rlam_jupyter.actions.registry import Input, action, registry
 from rlam_jupyter.store.catalog import connect
 
 __version__ = "0.2.0"
@@ -23,7 +23,7 @@ __all__ = ["Input", "__version__", "action", "connect", "load_ipython_extension"
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """``%load_ext rlam_jupyter``: registers ``%%rlam`` / ``%rlam`` (imports lazily)."""
-    from rlam_jupyter.magics import RlamMagics
+    from rlam_jupyter.frontends.magics import RlamMagics
 
     ipython.register_magics(RlamMagics)
 
@@ -35,30 +35,30 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     """The trace browser's REST API (``/rlam/api/``), loaded by ``jupyter server``/``lab``."""
-    return [{"module": "rlam_jupyter.server"}]
+    return [{"module": "rlam_jupyter.frontends.server"}]
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """Close open runs so their journals are complete."""
-    from rlam_jupyter.magics import close_session
+    from rlam_jupyter.frontends.magics import close_session
 
     close_session(ipython)
 
 
 _LAZY = {
-    "fingerprint": "rlam_jupyter.fingerprint",
-    "replay": "rlam_jupyter.replay",
-    "fork": "rlam_jupyter.replay",
-    "diff": "rlam_jupyter.replay",
-    "export": "rlam_jupyter.bundle",
-    "verify_bundle": "rlam_jupyter.bundle",
-    "import_bundle": "rlam_jupyter.bundle",
-    "audit": "rlam_jupyter.audit",
-    "browse": "rlam_jupyter.widget",
+    "fingerprint": "rlam_jupyter.values.fingerprint",
+    "replay": "rlam_jupyter.operations.replay",
+    "fork": "rlam_jupyter.operations.replay",
+    "diff": "rlam_jupyter.operations.replay",
+    "export": "rlam_jupyter.operations.bundle",
+    "verify_bundle": "rlam_jupyter.operations.bundle",
+    "import_bundle": "rlam_jupyter.operations.bundle",
+    "audit": "rlam_jupyter.operations.audit",
+    "browse": "rlam_jupyter.frontends.widget",
     "compact": "rlam_jupyter.store.compaction",
     "export_parquet": "rlam_jupyter.store.parquet",
     "Engine": "rlam_jupyter.engine",
-    "Proposal": "rlam_jupyter.proposal",
+    "Proposal": "rlam_jupyter.actions.proposal",
     "Policy": "rlam_jupyter.policy",
 }
 """Public names imported on first use, so ``import rlam_jupyter`` stays cheap."""
@@ -74,10 +74,10 @@ def __getattr__(name: str) -> Any:
 
 
 class _Package(types.ModuleType):
-    """Keeps ``rlam_jupyter.replay`` (and ``fingerprint``, ``audit``) the public *function*
+    """Keeps ``rlam_jupyter.operations.replay`` (and ``fingerprint``, ``audit``) the public *function*
     once the submodule of the same name is imported: the import system sets the
     submodule as a package attribute, which would shadow the function. Import the
-    modules with ``from rlam_jupyter.replay import ...`` or ``importlib``."""
+    modules with ``from rlam_jupyter.operations.replay import ...`` or ``importlib``."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if isinstance(value, types.ModuleType) and _LAZY.get(name) == f"{__name__}.{name}":

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install --quiet -e . nbclient nbformat ipykernel
-python -m rlam_jupyter.demo notebooks/quickstart.ipynb
+python -m rlam_jupyter.frontends.demo notebooks/quickstart.ipynb

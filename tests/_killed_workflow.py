@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from rlam_jupyter.actions import build_spec
+from rlam_jupyter.actions.proposal import Proposal
+from rlam_jupyter.actions.registry import build_spec
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.evaluation.workflow import RUN_SEED, plan
-from rlam_jupyter.proposal import Proposal
+from rlam_jupyter.operations.evaluation.workflow import RUN_SEED, plan
 
 
 def wait_for(gate: str) -> int:

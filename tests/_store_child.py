@@ -16,7 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from rlam_jupyter.actions import Registry, build_spec
+from rlam_jupyter.actions.registry import Registry, build_spec
 
 
 def noop(x: int) -> int:
@@ -25,8 +25,8 @@ def noop(x: int) -> int:
 
 
 def steps(store: str, n: int, run_size: int) -> None:
+    from rlam_jupyter.actions.proposal import Proposal
     from rlam_jupyter.engine import Engine
-    from rlam_jupyter.proposal import Proposal
 
     actions = Registry()
     actions.add(build_spec(noop))

@@ -24,8 +24,8 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import rlam_jupyter
-from rlam_jupyter.actions import Registry, build_spec
-from rlam_jupyter.magics import session_of
+from rlam_jupyter.actions.registry import Registry, build_spec
+from rlam_jupyter.frontends.magics import session_of
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rlam_jupyter.actions import Registry, build_spec
+from rlam_jupyter.actions.registry import Registry, build_spec
 
 
 def double(x: int) -> int:

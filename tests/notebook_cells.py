@@ -7,7 +7,7 @@ from typing import Any
 
 import nbformat
 
-from rlam_jupyter.demo import run_notebook
+from rlam_jupyter.frontends.demo import run_notebook
 
 
 def execute_cells(folder: Path, cells: list[str], name: str = "analysis.ipynb") -> list[Any]:

@@ -14,7 +14,7 @@ def run_rlam(
     """``rlam ARGS`` in ``cwd``, without the test's ``RLAM_HOME``; output captured as text."""
     env = {k: v for k, v in os.environ.items() if k != "RLAM_HOME"}
     return subprocess.run(
-        [sys.executable, "-m", "rlam_jupyter.cli", *args],
+        [sys.executable, "-m", "rlam_jupyter", *args],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -16,7 +16,7 @@ import pytest
 from notebook_cells import execute_cells, output_text
 
 import rlam_jupyter
-from rlam_jupyter.action_identity import identify
+from rlam_jupyter.actions.identity import identify
 
 SHIFT = """\
 import rlam_jupyter as rlam
@@ -218,7 +218,7 @@ def test_the_matplotlib_style_and_the_sklearn_config_are_part_of_the_identity() 
     import matplotlib
     import sklearn
 
-    from rlam_jupyter.actions import registry
+    from rlam_jupyter.actions.registry import registry
 
     plot = registry()["plot"]
     before = plot.current_identity()
@@ -235,7 +235,7 @@ def test_the_matplotlib_style_and_the_sklearn_config_are_part_of_the_identity() 
 def test_a_pure_python_cell_depends_on_the_modules_it_imports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rlam_jupyter.python_cell import python_spec
+    from rlam_jupyter.actions.python_cell import python_spec
 
     _module(tmp_path, "cell_helpers", "K = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -283,9 +283,9 @@ def reads_unreadable(x: float) -> float:
 def test_a_dependency_that_cannot_be_read_makes_the_step_uncacheable_not_lost(
     store: Path,
 ) -> None:
-    from rlam_jupyter.actions import Registry, build_spec
+    from rlam_jupyter.actions.proposal import Proposal
+    from rlam_jupyter.actions.registry import Registry, build_spec
     from rlam_jupyter.engine import Engine
-    from rlam_jupyter.proposal import Proposal
 
     actions = Registry()
     actions.add(build_spec(reads_unreadable))

@@ -11,7 +11,7 @@ import pytest
 from pydantic import Field
 
 import rlam_jupyter
-from rlam_jupyter.actions import Input, build_spec, registry
+from rlam_jupyter.actions.registry import Input, build_spec, registry
 
 
 class Color(enum.Enum):

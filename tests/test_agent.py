@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from rlam_jupyter.agent import AgentLimits, AgentOutcome, run_agent
-from rlam_jupyter.agent.openai_provider import OpenAIProposer
 from rlam_jupyter.engine import Engine
+from rlam_jupyter.operations.agent import AgentLimits, AgentOutcome, run_agent
+from rlam_jupyter.operations.agent.openai_provider import OpenAIProposer
 from rlam_jupyter.policy import Decision
 from rlam_jupyter.store.catalog import connect
 from tests.fake_openai import FakeOpenAI
@@ -247,7 +247,7 @@ def test_endpoint_down_from_the_start(store: Path) -> None:
 
 
 def test_replay_and_verify_of_an_agent_run_never_call_the_llm(llm: FakeOpenAI, store: Path) -> None:
-    from rlam_jupyter.replay import replay
+    from rlam_jupyter.operations.replay import replay
 
     script(llm, *WORKFLOW)
     llm.text("done")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from rlam_jupyter.agent import ScriptedProposer, run_agent
-from rlam_jupyter.agent.fork import fork_agent
-from rlam_jupyter.agent.openai_provider import OpenAIProposer
 from rlam_jupyter.engine import Engine
 from rlam_jupyter.errors import RlamError
-from rlam_jupyter.replay import replay
+from rlam_jupyter.operations.agent import ScriptedProposer, run_agent
+from rlam_jupyter.operations.agent.fork import fork_agent
+from rlam_jupyter.operations.agent.openai_provider import OpenAIProposer
+from rlam_jupyter.operations.replay import replay
 from rlam_jupyter.store.catalog import connect
 from tests.fake_openai import FakeOpenAI
 from tests.test_agent import TASK, WORKFLOW, script
@@ -85,7 +85,7 @@ def test_fork_needs_a_recorded_conversation(store: Path) -> None:
 
 
 def test_fork_of_a_hand_written_step_is_refused(store: Path) -> None:
-    from rlam_jupyter.proposal import Proposal
+    from rlam_jupyter.actions.proposal import Proposal
 
     engine = Engine(store)
     run = engine.start_run("hand", 0)

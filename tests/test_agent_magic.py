@@ -10,10 +10,10 @@ import pytest
 from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from rlam_jupyter.agent import AgentLoop, AgentOutcome, PendingApproval, ScriptedProposer
-from rlam_jupyter.approval import NOBODY, ApprovalPanel, ConsoleApprover
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.magics import StepFailedError, session_of
+from rlam_jupyter.frontends.approval import NOBODY, ApprovalPanel, ConsoleApprover
+from rlam_jupyter.frontends.magics import StepFailedError, session_of
+from rlam_jupyter.operations.agent import AgentLoop, AgentOutcome, PendingApproval, ScriptedProposer
 from rlam_jupyter.store.catalog import connect
 from tests.fake_openai import FakeOpenAI
 
@@ -128,8 +128,8 @@ def test_approve_without_a_person_refuses_clearly(shell: InteractiveShell, tmp_p
 
 
 def test_console_approver_answers() -> None:
-    from rlam_jupyter.actions import registry
-    from rlam_jupyter.proposal import Proposal, check
+    from rlam_jupyter.actions.proposal import Proposal, check
+    from rlam_jupyter.actions.registry import registry
 
     checked = check(Proposal("load_dataset", {"name": "iris"}), registry(), {})
     assert ConsoleApprover(lambda _p: "y")(checked).approved

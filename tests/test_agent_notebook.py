@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 
 import rlam_jupyter
-from rlam_jupyter.demo import run_notebook
+from rlam_jupyter.frontends.demo import run_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,13 +11,13 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from rlam_process import run_rlam
 
-from rlam_jupyter import audit
-from rlam_jupyter.actions import Registry, build_spec
-from rlam_jupyter.actions import registry as default_registry
-from rlam_jupyter.agent import ScriptedProposer, run_agent
-from rlam_jupyter.cli import main
+from rlam_jupyter.actions.proposal import Proposal
+from rlam_jupyter.actions.registry import Registry, build_spec
+from rlam_jupyter.actions.registry import registry as default_registry
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.proposal import Proposal
+from rlam_jupyter.frontends.cli import main
+from rlam_jupyter.operations import audit
+from rlam_jupyter.operations.agent import ScriptedProposer, run_agent
 from rlam_jupyter.store.journal import JournalWriter, decode_line, frame, now_us
 from rlam_jupyter.store.layout import StoreLayout
 
@@ -185,7 +185,7 @@ def test_a_step_that_does_not_reproduce_lowers_reproducibility(store: Path) -> N
     engine.execute(run, Proposal("load_dataset", {"name": "iris"}, targets=("data",)))
     engine.end_run(run)
 
-    from rlam_jupyter import actions
+    from rlam_jupyter.actions import registry as actions
 
     actions._REGISTRY.add(build_spec(drifting))  # verify finds the action by name
     try:
@@ -197,7 +197,7 @@ def test_a_step_that_does_not_reproduce_lowers_reproducibility(store: Path) -> N
 
 
 def test_llm_errors_count_as_visible_failures(store: Path) -> None:
-    from rlam_jupyter.agent.openai_provider import OpenAIProposer
+    from rlam_jupyter.operations.agent.openai_provider import OpenAIProposer
     from tests.fake_openai import FakeOpenAI
 
     with FakeOpenAI() as llm:

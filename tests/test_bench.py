@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from rlam_jupyter.cli import main
-from rlam_jupyter.evaluation.modes import upstream_available
+from rlam_jupyter.frontends.cli import main
+from rlam_jupyter.operations.evaluation.modes import upstream_available
 
 
 def test_bench_paper_prints_the_table_and_says_how_to_add_upstream(

@@ -452,7 +452,7 @@ def test_a_figure_step_shows_its_rendering_in_the_step_detail(
 CRASHED_KERNEL = """\
 import os, sys
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.proposal import Proposal
+from rlam_jupyter.actions.proposal import Proposal
 
 engine = Engine(sys.argv[1])
 run = engine.start_run("crashed", seed=1)

@@ -14,8 +14,8 @@ import pytest
 from rlam_process import run_rlam
 
 import rlam_jupyter
-from rlam_jupyter.bundle import export, import_bundle, verify_bundle
-from rlam_jupyter.demo import run_notebook
+from rlam_jupyter.frontends.demo import run_notebook
+from rlam_jupyter.operations.bundle import export, import_bundle, verify_bundle
 
 CELLS = [
     "%load_ext rlam_jupyter",
@@ -148,7 +148,7 @@ def test_round_trip_import_verify_reexecute_and_fork_in_a_new_kernel(
         o["outcome"] in ("identical", "reproduced failure") for o in report["reexecution"]
     )
 
-    fork = pytest.importorskip("rlam_jupyter.replay")
+    fork = pytest.importorskip("rlam_jupyter.operations.replay")
     if not hasattr(fork, "fork"):
         pytest.skip("replay.fork has not landed yet")
     forked = _fork_in_new_kernel(reviewer, store, bc[0])

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rlam_jupyter.bundle import BundleError, Limits, export, import_bundle, verify_bundle
+from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.proposal import Proposal
+from rlam_jupyter.operations.bundle import BundleError, Limits, export, import_bundle, verify_bundle
 
 Entries = dict[str, bytes]
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rlam_jupyter.canonical_pickle import dumps
+from rlam_jupyter.values.canonical_pickle import dumps
 
 NODE = np.dtype(
     {
@@ -108,9 +108,9 @@ def test_bytes_depend_on_the_value_not_on_its_history(value: object) -> None:
 def test_large_arrays_are_hashed_and_stored_from_their_own_memory(tmp_path: Path) -> None:
     """Parts reference array memory instead of copying it; the stored file is still
     exactly the canonical bytes, and its hash is the recorded digest."""
-    from rlam_jupyter.hashing import canonicalize, digest_bytes
-    from rlam_jupyter.objects import ObjectStore
     from rlam_jupyter.store.layout import StoreLayout
+    from rlam_jupyter.store.objects import ObjectStore
+    from rlam_jupyter.values.hashing import canonicalize, digest_bytes
 
     value = {"weights": np.arange(200_000, dtype="<f8"), "nodes": np.zeros(5_000, dtype=NODE)}
     canonical = canonicalize(value)

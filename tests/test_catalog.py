@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.engine import Engine, Run
-from rlam_jupyter.proposal import Proposal
 from rlam_jupyter.store import catalog
 from rlam_jupyter.store.catalog import SnapshotReader, connect, connect_snapshot
 from rlam_jupyter.store.compaction import compact

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from rlam_jupyter.cli import build_parser
+from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.proposal import Proposal
+from rlam_jupyter.frontends.cli import build_parser
 
 
 def rlam(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     executable = shutil.which("rlam")
-    command = [executable] if executable else [sys.executable, "-m", "rlam_jupyter.cli"]
+    command = [executable] if executable else [sys.executable, "-m", "rlam_jupyter"]
     env = {k: v for k, v in os.environ.items() if k != "RLAM_HOME"}
     return subprocess.run(
         [*command, *args],

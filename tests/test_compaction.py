@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from double_action import double_registry
 
+from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.engine import Engine, Run
 from rlam_jupyter.errors import StoreReadError
-from rlam_jupyter.proposal import Proposal
 from rlam_jupyter.store import catalog, compaction
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.compaction import compact
@@ -218,7 +218,15 @@ def test_an_older_journal_without_version_reads(store: Path) -> None:
 def test_rlam_compact_command(engine: Engine, store: Path) -> None:
     run = run_steps(engine, 2, end=False)
     out = subprocess.run(
-        [sys.executable, "-m", "rlam_jupyter.cli", "compact", "--open", "--store", str(store)],
+        [
+            sys.executable,
+            "-m",
+            "rlam_jupyter.frontends.cli",
+            "compact",
+            "--open",
+            "--store",
+            str(store),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -230,7 +238,7 @@ def test_rlam_compact_command(engine: Engine, store: Path) -> None:
 def test_rlam_compact_magic_and_session_close(
     shell: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rlam_jupyter.magics import close_session, session_of
+    from rlam_jupyter.frontends.magics import close_session, session_of
 
     monkeypatch.delenv("RLAM_AUTO_COMPACT", raising=False)
     session = session_of(shell)

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from rlam_jupyter.cell_plan import close_executors
+from rlam_jupyter.actions.proposal import parse_cell
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.executors import DaskExecutor, executor_for
-from rlam_jupyter.proposal import parse_cell
-from rlam_jupyter.replay import fork, replay
+from rlam_jupyter.engine.cell_plan import close_executors
+from rlam_jupyter.engine.executors import DaskExecutor, executor_for
+from rlam_jupyter.operations.replay import fork, replay
 from rlam_jupyter.store.catalog import connect
 
 distributed = pytest.importorskip("distributed")

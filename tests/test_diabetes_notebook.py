@@ -17,7 +17,7 @@ import pytest
 from rlam_process import run_rlam
 
 import rlam_jupyter
-from rlam_jupyter.demo import run_notebook
+from rlam_jupyter.frontends.demo import run_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,7 +95,10 @@ def test_an_imported_bundle_forks_with_the_notebook_actions_rebuilt(
     executed: Path, tmp_path: Path
 ) -> None:
     bundle = tmp_path / "diabetes.zip"
-    assert run_rlam("export", "diabetes-ridge.ipynb", "--out", str(bundle), cwd=executed).returncode == 0
+    assert (
+        run_rlam("export", "diabetes-ridge.ipynb", "--out", str(bundle), cwd=executed).returncode
+        == 0
+    )
     reviewer = tmp_path / "reviewer"
     reviewer.mkdir()
     imported = run_rlam("import", str(bundle), cwd=reviewer)

@@ -9,7 +9,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import rlam_jupyter
-from rlam_jupyter.magics import StepFailedError
+from rlam_jupyter.frontends.magics import StepFailedError
 
 
 def test_python_cell_is_one_recorded_step_with_inputs_and_outputs(shell: InteractiveShell) -> None:
@@ -59,7 +59,7 @@ def test_forks_and_verify_rerun_a_recorded_python_cell_in_a_real_kernel(tmp_path
             "%load_ext rlam_jupyter",
             '%%rlam --run r --seed 3 --quiet\ndata = load_dataset(name="iris")',
             "%%rlam python --run r --inputs data --outputs n\nn = int(len(data))",
-            '%%rlam python --run r --pure --inputs data --outputs half\nhalf = data.iloc[: len(data) // 2]',
+            "%%rlam python --run r --pure --inputs data --outputs half\nhalf = data.iloc[: len(data) // 2]",
             '%rlam fork r --at 1 --set name="wine" --name r-wine',
             "print(n, len(half))",
             "%rlam fork r --at 1 --name r-same",

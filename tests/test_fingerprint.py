@@ -11,7 +11,7 @@ import pytest
 
 import rlam_jupyter
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.fingerprint import Fingerprint, compare, fingerprint
+from rlam_jupyter.values.fingerprint import Fingerprint, compare, fingerprint
 
 
 def test_fingerprint_describes_interpreter_platform_cpu_packages() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlam_jupyter.hashing import canonicalize, hash_value, quick_fingerprint, restore
+from rlam_jupyter.values.hashing import canonicalize, hash_value, quick_fingerprint, restore
 
 json_values = st.recursive(
     st.none()

@@ -15,9 +15,9 @@ import pytest
 
 import tests.legacy_actions  # noqa: F401  (registers the actions the store recorded)
 from rlam_jupyter import connect
-from rlam_jupyter.bundle import export, verify_bundle
-from rlam_jupyter.hashing import canonicalize
-from rlam_jupyter.replay import fork, replay
+from rlam_jupyter.operations.bundle import export, verify_bundle
+from rlam_jupyter.operations.replay import fork, replay
+from rlam_jupyter.values.hashing import canonicalize
 from tests.legacy_actions import Profile
 
 LEGACY = Path(__file__).parent / "data" / "legacy_store"

@@ -21,9 +21,9 @@ import nbformat
 import pytest
 from jupyter_client.manager import KernelManager
 
-from rlam_jupyter.audit import audit
-from rlam_jupyter.server import queries
-from rlam_jupyter.server.snapshots import SnapshotCache
+from rlam_jupyter.operations.audit import audit
+from rlam_jupyter.operations.browse import queries
+from rlam_jupyter.operations.browse.snapshots import SnapshotCache
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.compaction import compact
 from rlam_jupyter.store.layout import StoreLayout
@@ -35,7 +35,7 @@ ACTIONS = """
 import os, time, pathlib
 from typing import Annotated
 import rlam_jupyter as rlam
-from rlam_jupyter.actions import Input
+from rlam_jupyter.actions.registry import Input
 
 @rlam.action
 def make(n: int) -> int:
@@ -201,7 +201,14 @@ def test_rlam_repair_cli_says_what_it_recorded(
     os.kill(pid, signal.SIGKILL)
     while manager.is_alive():
         time.sleep(0.05)
-    command = [sys.executable, "-m", "rlam_jupyter.cli", "repair", "--store", str(kernel_env)]
+    command = [
+        sys.executable,
+        "-m",
+        "rlam_jupyter.frontends.cli",
+        "repair",
+        "--store",
+        str(kernel_env),
+    ]
     dry = subprocess.run([*command, "--dry-run"], capture_output=True, text=True, check=True)
     assert "would record 1 interrupted step(s): step 3 (wait_for)" in dry.stdout
     assert _statuses(kernel_env)[0] == [("doomed", "interrupted")]  # still only derived
@@ -229,7 +236,7 @@ def _notebook(path: Path, cells: list[str]) -> Path:
 def test_a_notebook_run_headlessly_ends_its_runs_and_compact_takes_them(
     kernel_env: Path, tmp_path: Path
 ) -> None:
-    from rlam_jupyter.demo import run_notebook
+    from rlam_jupyter.frontends.demo import run_notebook
 
     failing = """
 @rlam.action

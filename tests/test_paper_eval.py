@@ -18,9 +18,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from rlam_jupyter.evaluation import run_evaluation
-from rlam_jupyter.evaluation.metrics import Event, TextKept
-from rlam_jupyter.evaluation.workflow import ScriptedStandIn, plan
+from rlam_jupyter.operations.evaluation import run_evaluation
+from rlam_jupyter.operations.evaluation.metrics import Event, TextKept
+from rlam_jupyter.operations.evaluation.workflow import ScriptedStandIn, plan
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -129,7 +129,7 @@ def test_a_kernel_killed_mid_step_lowers_trace_completeness(tmp_path: Path) -> N
     """Injected case: the process running the workflow dies mid-step. The harness runs
     its modes in-process, so it cannot host a real kill; this runs the same plan in a
     child process, SIGKILLs it, and audits the store as the paper's TC."""
-    from rlam_jupyter.audit import audit
+    from rlam_jupyter.operations.audit import audit
     from rlam_jupyter.store.repair import repair
 
     _workflow_in_a_process(tmp_path / "intact", None)
@@ -168,7 +168,7 @@ def test_failure_visibility_reads_what_was_kept() -> None:
 def test_the_stand_in_recovers_each_injected_fault_once() -> None:
     steps = plan("failure")
     stand_in = ScriptedStandIn(steps)
-    from rlam_jupyter.evaluation.workflow import Feedback
+    from rlam_jupyter.operations.evaluation.workflow import Feedback
 
     proposed = [stand_in.next(None)]
     while proposed[-1] is not None:
@@ -250,7 +250,7 @@ class _PlanFollowingLLM(http.server.BaseHTTPRequestHandler):
 def test_a_real_llm_endpoint_can_take_the_stand_ins_seat(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rlam_jupyter.evaluation.llm import OpenAIStandIn
+    from rlam_jupyter.operations.evaluation.llm import OpenAIStandIn
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PlanFollowingLLM)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -278,7 +278,7 @@ def test_a_real_llm_endpoint_can_take_the_stand_ins_seat(
 
 # ---------------------------------------------------------------- the guarantees, broken on purpose
 
-HELPER_ACTION = '''
+HELPER_ACTION = """
 import rlam_jupyter as rlam
 
 def _shift(x):
@@ -287,7 +287,7 @@ def _shift(x):
 @rlam.action(determinism="pure")
 def shift(value: float) -> float:
     return _shift(value)
-'''
+"""
 
 
 def _helper_edit_run(shell: Any) -> None:
@@ -305,10 +305,10 @@ def test_a_stale_cache_hit_lowers_reproducibility(
     """Injected case: the old behaviour — an identity of the action's own source only, and
     no recorded sources — so a helper edit is served a stale cached value; re-executing
     the run with the notebook's definitions exposes it."""
-    from rlam_jupyter.action_identity import ActionIdentity
-    from rlam_jupyter.actions import ActionSpec
-    from rlam_jupyter.audit import audit
+    from rlam_jupyter.actions.identity import ActionIdentity
+    from rlam_jupyter.actions.registry import ActionSpec
     from rlam_jupyter.engine import Engine
+    from rlam_jupyter.operations.audit import audit
 
     if not identity_covers_helpers:
         monkeypatch.setattr(
@@ -317,7 +317,7 @@ def test_a_stale_cache_hit_lowers_reproducibility(
             lambda self, input_types=(): ActionIdentity(self.name, self.version, self.source_hash),
         )
         monkeypatch.setattr(Engine, "_record_action", lambda self, run, spec, identity: None)
-    from rlam_jupyter.magics import session_of
+    from rlam_jupyter.frontends.magics import session_of
 
     layout = session_of(shell).engine.layout
     _helper_edit_run(shell)
@@ -349,10 +349,10 @@ def test_verification_without_input_protection_lowers_reproducibility(
 ) -> None:
     """Injected case: re-execution hands a step the object an earlier step edited in
     place (what verify did before it shared the engine's input protection)."""
-    from rlam_jupyter.actions import Registry, build_spec, registry
-    from rlam_jupyter.audit import audit
+    from rlam_jupyter.actions.proposal import parse_cell
+    from rlam_jupyter.actions.registry import Registry, build_spec, registry
     from rlam_jupyter.engine import Engine
-    from rlam_jupyter.proposal import parse_cell
+    from rlam_jupyter.operations.audit import audit
 
     actions = Registry()
     actions.add(registry()["load_dataset"])
@@ -371,7 +371,7 @@ def test_verification_without_input_protection_lowers_reproducibility(
             return []
 
         monkeypatch.setattr(Engine, "protect_inputs", unprotected)
-    monkeypatch.setattr("rlam_jupyter.actions._REGISTRY", actions)
+    monkeypatch.setattr("rlam_jupyter.actions.registry._REGISTRY", actions)
     report = audit("mutation", store)
     expected = 1.0 if protected else 2 / 3
     assert report.reproducibility_success == pytest.approx(expected)

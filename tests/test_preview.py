@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from rlam_jupyter.preview import preview
+from rlam_jupyter.values.preview import preview
 
 
 def test_preview_shows_shape_first_rows_and_both_ends_of_wide_frames() -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from rlam_jupyter.remote import forget_stores, remote_store
 from rlam_jupyter.store.catalog import connect
+from rlam_jupyter.store.remote import forget_stores, remote_store
 
 pytest.importorskip("moto")
 pytest.importorskip("boto3")
@@ -172,8 +172,8 @@ def test_server_api_serves_a_remote_store(
     forget_stores()
     # the server process: its own empty cache, the same RLAM_HOME
     monkeypatch.setenv("RLAM_CACHE_DIR", str(tmp_path / "server-cache"))
-    from rlam_jupyter.server import queries
-    from rlam_jupyter.server.snapshots import resolve_request_store
+    from rlam_jupyter.operations.browse import queries
+    from rlam_jupyter.operations.browse.snapshots import resolve_request_store
 
     layout = resolve_request_store(tmp_path, "analysis.ipynb")
     assert layout.root.is_relative_to(tmp_path / "server-cache")

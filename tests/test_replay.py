@@ -16,15 +16,15 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import rlam_jupyter
-from rlam_jupyter import cli
-from rlam_jupyter.actions import Registry, build_spec, registry
+from rlam_jupyter.actions.proposal import parse_cell
+from rlam_jupyter.actions.registry import Registry, build_spec, registry
 from rlam_jupyter.engine import Engine
 from rlam_jupyter.errors import RlamError
-from rlam_jupyter.fingerprint import fingerprint
-from rlam_jupyter.proposal import parse_cell
-from rlam_jupyter.replay import ForkRejected, diff, fork, fork_tree, replay
+from rlam_jupyter.frontends import cli
+from rlam_jupyter.operations.replay import ForkRejected, diff, fork, fork_tree, replay
 from rlam_jupyter.store.journal import JournalWriter, now_us
 from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.values.fingerprint import fingerprint
 
 WORKFLOW = """\
 data = load_dataset(name="breast_cancer")
@@ -516,7 +516,7 @@ def _notebook(path: Path, cells: list[str]) -> Path:
 def test_replay_in_a_new_kernel_restores_the_model_with_the_same_predictions(
     tmp_path: Path,
 ) -> None:
-    from rlam_jupyter.demo import run_notebook
+    from rlam_jupyter.frontends.demo import run_notebook
 
     train = _notebook(
         tmp_path / "train.ipynb",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from rlam_jupyter.actions import Registry, build_spec
+from rlam_jupyter.actions.proposal import Proposal
+from rlam_jupyter.actions.registry import Registry, build_spec
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.proposal import Proposal
-from rlam_jupyter.run_index import IndexSource, RunIndex, SavedRunIndex, load_saved
+from rlam_jupyter.store.run_index import IndexSource, RunIndex, SavedRunIndex, load_saved
 
 
 def noop(i: int = 0) -> int:

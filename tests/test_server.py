@@ -16,14 +16,14 @@ import pytest
 from jupyter_app import JupyterApp, running
 
 import rlam_jupyter
-from rlam_jupyter.proposal import parse_cell
-from rlam_jupyter.server.snapshots import (
+from rlam_jupyter.actions.proposal import parse_cell
+from rlam_jupyter.engine.session import Session
+from rlam_jupyter.operations.browse.snapshots import (
     PathError,
     SnapshotCache,
     resolve_request_store,
     store_stamp,
 )
-from rlam_jupyter.session import Session
 from rlam_jupyter.store.layout import StoreLayout
 
 WORKFLOW = """\
@@ -308,7 +308,7 @@ def test_new_steps_change_the_stamp_and_show_up(server: JupyterApp, root: Path) 
 
 def test_a_figure_output_is_served_as_its_png(server: JupyterApp, root: Path) -> None:
     pytest.importorskip("matplotlib")
-    from rlam_jupyter import figures
+    from rlam_jupyter.values import figures
 
     path = "figures/analysis.ipynb"
     session = Session.create(store=str(root / "figures" / ".rlam"))

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rlam_jupyter.actions import Registry, build_spec
+from rlam_jupyter.actions.proposal import Proposal
+from rlam_jupyter.actions.registry import Registry, build_spec
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.proposal import Proposal
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.compaction import compact
 from rlam_jupyter.store.gc import gc
@@ -97,7 +97,16 @@ def test_rlam_gc_command(engine: Engine, store: Path) -> None:
     engine.end_run(run)
     compact(store)
     out = subprocess.run(
-        [sys.executable, "-m", "rlam_jupyter.cli", "gc", "--grace", "0", "--store", str(store)],
+        [
+            sys.executable,
+            "-m",
+            "rlam_jupyter.frontends.cli",
+            "gc",
+            "--grace",
+            "0",
+            "--store",
+            str(store),
+        ],
         capture_output=True,
         text=True,
         check=True,

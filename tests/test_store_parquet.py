@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import rlam_jupyter
-from rlam_jupyter.actions import Registry, build_spec
+from rlam_jupyter.actions.proposal import Proposal
+from rlam_jupyter.actions.registry import Registry, build_spec
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.proposal import Proposal
 from rlam_jupyter.store.compaction import compact
 
 
@@ -70,7 +70,7 @@ def test_rlam_export_parquet_command(recorded: Path, tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "rlam_jupyter.cli",
+            "rlam_jupyter.frontends.cli",
             "export-parquet",
             str(dest),
             "--store",

@@ -12,7 +12,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import rlam_jupyter
-from rlam_jupyter.widget import PAGE_SIZE, TraceBrowser
+from rlam_jupyter.frontends.widget import PAGE_SIZE, TraceBrowser
 
 WORKFLOW = """%%rlam --run iris --seed 7
 data = load_dataset(name="iris")
@@ -111,7 +111,7 @@ def test_a_figure_output_shows_its_image(shell: InteractiveShell) -> None:
     pytest.importorskip("matplotlib")
     import base64
 
-    from rlam_jupyter import figures
+    from rlam_jupyter.values import figures
 
     cell = '%%rlam --run figs --seed 1\ndata = load_dataset(name="iris")\n'
     cell += 'fig = plot(data=data, x="sepal width (cm)", y="petal width (cm)")\n'

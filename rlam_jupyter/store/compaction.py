@@ -49,7 +49,7 @@ from rlam_jupyter.store.versioning import check_readable, parquet_metadata
 if TYPE_CHECKING:
     from IPython.core.magic import Magics
 
-    from rlam_jupyter.session import Session
+    from rlam_jupyter.engine.session import Session
 
 COMPRESSION = "zstd"
 AUTO_ENV = "RLAM_AUTO_COMPACT"
@@ -359,7 +359,7 @@ def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _compact_command(args: argparse.Namespace) -> int:
-    from rlam_jupyter.cli import emit
+    from rlam_jupyter.frontends.cli import emit
 
     layout = resolve_store(args.store)
     runs = _resolve_runs(layout, args.runs) if args.runs else None
@@ -394,7 +394,7 @@ def _compact_magic(magics: Magics, session: Session, argv: list[str], cell: str 
 
 def _register_magic() -> None:
     with contextlib.suppress(ImportError):
-        from rlam_jupyter.magics import register_command
+        from rlam_jupyter.frontends.magics import register_command
 
         register_command("compact")(_compact_magic)
 

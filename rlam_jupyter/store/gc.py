@@ -111,7 +111,7 @@ def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _command(args: argparse.Namespace) -> int:
-    from rlam_jupyter.cli import emit
+    from rlam_jupyter.frontends.cli import emit
 
     report = gc(args.store, dry_run=args.dry_run, grace_s=args.grace)
     emit(args, report.__dict__, report.summary())

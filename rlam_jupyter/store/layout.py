@@ -56,10 +56,10 @@ def resolve_store(store: str | os.PathLike[str] | None = None) -> StoreLayout:
     """Pick the store folder: explicit argument, then ``RLAM_HOME``, then ``./.rlam``.
 
     An ``s3://bucket/prefix`` store resolves to its local buffer, synced from the bucket
-    (see :mod:`rlam_jupyter.remote`)."""
+    (see :mod:`rlam_jupyter.store.remote`)."""
     chosen = os.fspath(store) if store is not None else os.environ.get("RLAM_HOME")
     if isinstance(chosen, str) and chosen.startswith("s3://"):
-        from rlam_jupyter.remote import resolve_remote
+        from rlam_jupyter.store.remote import resolve_remote
 
         return resolve_remote(chosen)
     if store is not None:

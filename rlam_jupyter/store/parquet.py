@@ -88,7 +88,7 @@ def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _command(args: argparse.Namespace) -> int:
-    from rlam_jupyter.cli import emit
+    from rlam_jupyter.frontends.cli import emit
 
     summary = export_parquet(args.dest, args.store, events=args.events)
     lines = [f"{table:<14} {n:>10} rows" for table, n in summary["tables"].items()]

@@ -194,7 +194,7 @@ def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _repair_cli(args: argparse.Namespace) -> int:
-    from rlam_jupyter.cli import EXIT_OK, emit
+    from rlam_jupyter.frontends.cli import EXIT_OK, emit
 
     report = repair(args.store, dry_run=args.dry_run)
     emit(args, report.to_json(), report.summary())
