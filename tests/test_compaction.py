@@ -221,7 +221,7 @@ def test_rlam_compact_command(engine: Engine, store: Path) -> None:
         [
             sys.executable,
             "-m",
-            "rlam_jupyter.frontends.cli",
+            "rlam_jupyter",
             "compact",
             "--open",
             "--store",

@@ -170,7 +170,7 @@ def test_rlam_verify_reexecute_of_a_bundle_with_figure_steps(
         [
             sys.executable,
             "-m",
-            "rlam_jupyter.frontends.cli",
+            "rlam_jupyter",
             "verify",
             str(bundle),
             "--reexecute",

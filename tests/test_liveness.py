@@ -204,7 +204,7 @@ def test_rlam_repair_cli_says_what_it_recorded(
     command = [
         sys.executable,
         "-m",
-        "rlam_jupyter.frontends.cli",
+        "rlam_jupyter",
         "repair",
         "--store",
         str(kernel_env),

@@ -100,7 +100,7 @@ def test_rlam_gc_command(engine: Engine, store: Path) -> None:
         [
             sys.executable,
             "-m",
-            "rlam_jupyter.frontends.cli",
+            "rlam_jupyter",
             "gc",
             "--grace",
             "0",

@@ -70,7 +70,7 @@ def test_rlam_export_parquet_command(recorded: Path, tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "rlam_jupyter.frontends.cli",
+            "rlam_jupyter",
             "export-parquet",
             str(dest),
             "--store",
