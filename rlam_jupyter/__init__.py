@@ -2,54 +2,46 @@
 
 Agents *propose* actions; a schema check and a deterministic engine decide what
 runs; every step lands in a provenance trace you can query with DuckDB.
+
+Importing the package loads nothing else: each public name below is imported on
+first use, so ``import rlam_jupyter`` (and the ``rlam`` command) start fast.
 """
 
 from __future__ import annotations
 
-import sys
-import types
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from rlam_jupyter.actions.registry import Input, action, registry
-from rlam_jupyter.store.catalog import connect
-
-__version__ = "0.2.0"
+from rlam_jupyter.version import __version__
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-__all__ = ["Input", "__version__", "action", "connect", "load_ipython_extension", "registry"]
+    from rlam_jupyter.actions.default_registry import registry
+    from rlam_jupyter.actions.proposal import Proposal
+    from rlam_jupyter.actions.registry import Input, action
+    from rlam_jupyter.engine import Engine
+    from rlam_jupyter.frontends.api import diff, fork, replay
+    from rlam_jupyter.frontends.widget import browse
+    from rlam_jupyter.operations.audit import audit
+    from rlam_jupyter.operations.bundle.export import export
+    from rlam_jupyter.operations.bundle.importer import import_bundle
+    from rlam_jupyter.operations.bundle.verify import verify_bundle
+    from rlam_jupyter.policy import Policy
+    from rlam_jupyter.store.catalog import connect
+    from rlam_jupyter.store.compaction import compact
+    from rlam_jupyter.store.parquet import export_parquet
+    from rlam_jupyter.values.fingerprint import fingerprint
 
-
-def load_ipython_extension(ipython: InteractiveShell) -> None:
-    """``%load_ext rlam_jupyter``: registers ``%%rlam`` / ``%rlam`` (imports lazily)."""
-    from rlam_jupyter.frontends.magics import RlamMagics
-
-    ipython.register_magics(RlamMagics)
-
-
-def _jupyter_labextension_paths() -> list[dict[str, str]]:
-    """Where ``pip install`` put the built sidebar (JupyterLab ≥ 4 finds it there)."""
-    return [{"src": "labextension", "dest": "rlam-jupyter"}]
-
-
-def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    """The trace browser's REST API (``/rlam/api/``), loaded by ``jupyter server``/``lab``."""
-    return [{"module": "rlam_jupyter.frontends.server"}]
-
-
-def unload_ipython_extension(ipython: InteractiveShell) -> None:
-    """Close open runs so their journals are complete."""
-    from rlam_jupyter.frontends.magics import close_session
-
-    close_session(ipython)
-
-
-_LAZY = {
+_PUBLIC = {
+    "action": "rlam_jupyter.actions.registry",
+    "Input": "rlam_jupyter.actions.registry",
+    "registry": "rlam_jupyter.actions.default_registry",
+    "connect": "rlam_jupyter.store.catalog",
     "fingerprint": "rlam_jupyter.values.fingerprint",
-    "replay": "rlam_jupyter.operations.replay",
-    "fork": "rlam_jupyter.operations.replay",
-    "diff": "rlam_jupyter.operations.replay",
+    "replay": "rlam_jupyter.frontends.api",
+    "fork": "rlam_jupyter.frontends.api",
+    "diff": "rlam_jupyter.frontends.api",
     "export": "rlam_jupyter.operations.bundle",
     "verify_bundle": "rlam_jupyter.operations.bundle",
     "import_bundle": "rlam_jupyter.operations.bundle",
@@ -61,30 +53,64 @@ _LAZY = {
     "Proposal": "rlam_jupyter.actions.proposal",
     "Policy": "rlam_jupyter.policy",
 }
-"""Public names imported on first use, so ``import rlam_jupyter`` stays cheap."""
+"""Public name → the module that defines it (imported on first use)."""
+
+__all__ = [
+    "Engine",
+    "Input",
+    "Policy",
+    "Proposal",
+    "__version__",
+    "action",
+    "audit",
+    "browse",
+    "compact",
+    "connect",
+    "diff",
+    "export",
+    "export_parquet",
+    "fingerprint",
+    "fork",
+    "import_bundle",
+    "load_ipython_extension",
+    "registry",
+    "replay",
+    "verify_bundle",
+]
 
 
 def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
+    module_name = _PUBLIC.get(name)
     if module_name is None:
         raise AttributeError(f"module 'rlam_jupyter' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module_name), name)
-
-
-class _Package(types.ModuleType):
-    """Keeps ``rlam_jupyter.operations.replay`` (and ``fingerprint``, ``audit``) the public *function*
-    once the submodule of the same name is imported: the import system sets the
-    submodule as a package attribute, which would shadow the function. Import the
-    modules with ``from rlam_jupyter.operations.replay import ...`` or ``importlib``."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == f"{__name__}.{name}":
-            value = getattr(value, name, value)
-        super().__setattr__(name, value)
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
-sys.modules[__name__].__class__ = _Package
-for _name in [n for n, v in globals().items() if isinstance(v, types.ModuleType) and n in _LAZY]:
-    del globals()[_name]  # imported before the class switch: fall back to __getattr__
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """``%load_ext rlam_jupyter``: registers ``%%rlam`` / ``%rlam``."""
+    from rlam_jupyter.frontends.magics import RlamMagics
+
+    ipython.register_magics(RlamMagics)
+
+
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
+    """Close open runs so their journals are complete."""
+    from rlam_jupyter.frontends.kernel import close_session
+
+    close_session(ipython)
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where ``pip install`` put the built sidebar (JupyterLab ≥ 4 finds it there)."""
+    return [{"src": "labextension", "dest": "rlam-jupyter"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The trace browser's REST API (``/rlam/api/``), loaded by ``jupyter server``/``lab``."""
+    return [{"module": "rlam_jupyter.frontends.server"}]

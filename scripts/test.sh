@@ -18,6 +18,8 @@ echo "== ruff"
 ruff check rlam_jupyter tests benchmarks
 echo "== mypy --strict"
 mypy rlam_jupyter
+echo "== lint-imports (layers, and a core without IPython)"
+lint-imports
 
 echo "== pytest"
 status=0

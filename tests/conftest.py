@@ -11,7 +11,7 @@ from double_action import double_registry
 from IPython.core.interactiveshell import InteractiveShell
 
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.frontends.magics import close_session
+from rlam_jupyter.frontends.kernel import close_session
 
 ROOT = Path(__file__).resolve().parent.parent
 

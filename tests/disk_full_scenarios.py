@@ -25,7 +25,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import rlam_jupyter
 from rlam_jupyter.actions.registry import Registry, build_spec
-from rlam_jupyter.frontends.magics import session_of
+from rlam_jupyter.frontends.kernel import session_of
 
 
 @pytest.fixture

@@ -218,7 +218,7 @@ def test_the_matplotlib_style_and_the_sklearn_config_are_part_of_the_identity() 
     import matplotlib
     import sklearn
 
-    from rlam_jupyter.actions.registry import registry
+    from rlam_jupyter.actions.default_registry import registry
 
     plot = registry()["plot"]
     before = plot.current_identity()

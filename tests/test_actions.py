@@ -11,7 +11,8 @@ import pytest
 from pydantic import Field
 
 import rlam_jupyter
-from rlam_jupyter.actions.registry import Input, build_spec, registry
+from rlam_jupyter.actions.default_registry import registry
+from rlam_jupyter.actions.registry import Input, build_spec
 
 
 class Color(enum.Enum):

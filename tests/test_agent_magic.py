@@ -12,7 +12,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from rlam_jupyter.engine import Engine
 from rlam_jupyter.frontends.approval import NOBODY, ApprovalPanel, ConsoleApprover
-from rlam_jupyter.frontends.magics import StepFailedError, session_of
+from rlam_jupyter.frontends.kernel import session_of
+from rlam_jupyter.frontends.magics.cell import StepFailedError
 from rlam_jupyter.operations.agent import AgentLoop, AgentOutcome, PendingApproval, ScriptedProposer
 from rlam_jupyter.store.catalog import connect
 from tests.fake_openai import FakeOpenAI
@@ -128,8 +129,8 @@ def test_approve_without_a_person_refuses_clearly(shell: InteractiveShell, tmp_p
 
 
 def test_console_approver_answers() -> None:
+    from rlam_jupyter.actions.default_registry import registry
     from rlam_jupyter.actions.proposal import Proposal, check
-    from rlam_jupyter.actions.registry import registry
 
     checked = check(Proposal("load_dataset", {"name": "iris"}), registry(), {})
     assert ConsoleApprover(lambda _p: "y")(checked).approved

@@ -11,13 +11,13 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from rlam_process import run_rlam
 
+from rlam_jupyter.actions.default_registry import registry as default_registry
 from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.actions.registry import Registry, build_spec
-from rlam_jupyter.actions.registry import registry as default_registry
 from rlam_jupyter.engine import Engine
 from rlam_jupyter.frontends.cli import main
-from rlam_jupyter.operations import audit
 from rlam_jupyter.operations.agent import ScriptedProposer, run_agent
+from rlam_jupyter.operations.audit import audit
 from rlam_jupyter.store.journal import JournalWriter, decode_line, frame, now_us
 from rlam_jupyter.store.layout import StoreLayout
 
@@ -187,11 +187,11 @@ def test_a_step_that_does_not_reproduce_lowers_reproducibility(store: Path) -> N
 
     from rlam_jupyter.actions import registry as actions
 
-    actions._REGISTRY.add(build_spec(drifting))  # verify finds the action by name
+    actions.DEFAULT.add(build_spec(drifting))  # verify finds the action by name
     try:
         report = audit(run.run_id, store=store)
     finally:
-        actions._REGISTRY.remove("drifting")
+        actions.DEFAULT.remove("drifting")
     assert report.reproducibility_success == 0.5
     assert any("step 1 (drifting) does not reproduce" in m for m in report.missing())
 

@@ -110,7 +110,8 @@ def test_large_arrays_are_hashed_and_stored_from_their_own_memory(tmp_path: Path
     exactly the canonical bytes, and its hash is the recorded digest."""
     from rlam_jupyter.store.layout import StoreLayout
     from rlam_jupyter.store.objects import ObjectStore
-    from rlam_jupyter.values.hashing import canonicalize, digest_bytes
+    from rlam_jupyter.values.digest import digest_bytes
+    from rlam_jupyter.values.hashing import canonicalize
 
     value = {"weights": np.arange(200_000, dtype="<f8"), "nodes": np.zeros(5_000, dtype=NODE)}
     canonical = canonicalize(value)

@@ -238,7 +238,7 @@ def test_rlam_compact_command(engine: Engine, store: Path) -> None:
 def test_rlam_compact_magic_and_session_close(
     shell: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rlam_jupyter.frontends.magics import close_session, session_of
+    from rlam_jupyter.frontends.kernel import close_session, session_of
 
     monkeypatch.delenv("RLAM_AUTO_COMPACT", raising=False)
     session = session_of(shell)

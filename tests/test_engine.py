@@ -10,11 +10,12 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import rlam_jupyter
+from rlam_jupyter.actions.default_registry import registry
 from rlam_jupyter.actions.proposal import Proposal, parse_cell
-from rlam_jupyter.actions.registry import Registry, build_spec, registry
+from rlam_jupyter.actions.registry import Registry, build_spec
 from rlam_jupyter.engine import Engine, Run
 from rlam_jupyter.engine.trace import StepResult
-from rlam_jupyter.frontends.magics import StepFailedError
+from rlam_jupyter.frontends.magics.cell import StepFailedError
 from rlam_jupyter.values.hashing import canonicalize
 
 

@@ -9,7 +9,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import rlam_jupyter
-from rlam_jupyter.frontends.magics import StepFailedError
+from rlam_jupyter.frontends.magics.cell import StepFailedError
 
 
 def test_python_cell_is_one_recorded_step_with_inputs_and_outputs(shell: InteractiveShell) -> None:

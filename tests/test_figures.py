@@ -20,14 +20,16 @@ from matplotlib.ticker import FuncFormatter
 
 import tests.figure_actions
 from rlam_jupyter import connect
+from rlam_jupyter.actions.default_registry import registry
 from rlam_jupyter.actions.proposal import parse_cell
-from rlam_jupyter.actions.registry import Registry, registry
+from rlam_jupyter.actions.registry import Registry
 from rlam_jupyter.engine import Engine
 from rlam_jupyter.operations.bundle import export
 from rlam_jupyter.operations.bundle.objects_check import object_matches
 from rlam_jupyter.operations.replay import replay
 from rlam_jupyter.values import figures
-from rlam_jupyter.values.hashing import canonicalize, digest_as, digest_bytes, hash_value, restore
+from rlam_jupyter.values.digest import digest_bytes
+from rlam_jupyter.values.hashing import canonicalize, digest_as, hash_value, restore
 from tests.figure_actions import draw_residuals, regression_data, residual_plot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +47,8 @@ CHILD = """
 import json
 import tests.figure_actions as fa
 from rlam_jupyter.values import canonical_pickle
-from rlam_jupyter.values.hashing import canonicalize, digest_bytes
+from rlam_jupyter.values.digest import digest_bytes
+from rlam_jupyter.values.hashing import canonicalize
 X, y = fa.regression_data()
 fig = fa.residual_plot(fa.fit_ridge(X, y), X, y)
 naive = digest_bytes("pickle2", b"".join(canonical_pickle.dump_parts(fig)))

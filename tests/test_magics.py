@@ -9,7 +9,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import rlam_jupyter
-from rlam_jupyter.frontends.magics import StepFailedError
+from rlam_jupyter.frontends.magics.cell import StepFailedError
 
 WORKFLOW = """\
 data = load_dataset(name="breast_cancer")

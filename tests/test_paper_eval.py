@@ -317,7 +317,7 @@ def test_a_stale_cache_hit_lowers_reproducibility(
             lambda self, input_types=(): ActionIdentity(self.name, self.version, self.source_hash),
         )
         monkeypatch.setattr(Engine, "_record_action", lambda self, run, spec, identity: None)
-    from rlam_jupyter.frontends.magics import session_of
+    from rlam_jupyter.frontends.kernel import session_of
 
     layout = session_of(shell).engine.layout
     _helper_edit_run(shell)
@@ -349,8 +349,9 @@ def test_verification_without_input_protection_lowers_reproducibility(
 ) -> None:
     """Injected case: re-execution hands a step the object an earlier step edited in
     place (what verify did before it shared the engine's input protection)."""
+    from rlam_jupyter.actions.default_registry import registry
     from rlam_jupyter.actions.proposal import parse_cell
-    from rlam_jupyter.actions.registry import Registry, build_spec, registry
+    from rlam_jupyter.actions.registry import Registry, build_spec
     from rlam_jupyter.engine import Engine
     from rlam_jupyter.operations.audit import audit
 
@@ -371,7 +372,7 @@ def test_verification_without_input_protection_lowers_reproducibility(
             return []
 
         monkeypatch.setattr(Engine, "protect_inputs", unprotected)
-    monkeypatch.setattr("rlam_jupyter.actions.registry._REGISTRY", actions)
+    monkeypatch.setattr("rlam_jupyter.actions.registry.DEFAULT", actions)
     report = audit("mutation", store)
     expected = 1.0 if protected else 2 / 3
     assert report.reproducibility_success == pytest.approx(expected)

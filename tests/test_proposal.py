@@ -13,7 +13,7 @@ from IPython.core.interactiveshell import InteractiveShell
 import rlam_jupyter
 from rlam_jupyter.actions.proposal import Proposal, ProposalRejected, check, parse_cell
 from rlam_jupyter.actions.registry import Registry, build_spec
-from rlam_jupyter.frontends.magics import StepFailedError
+from rlam_jupyter.frontends.magics.cell import StepFailedError
 
 CANARY_CALLS: list[str] = []
 
@@ -124,7 +124,7 @@ def test_hostile_cell_is_rejected_recorded_and_nothing_runs(
     assert {s for (s,) in statuses} == {"rejected"}
     reasons = con.execute("SELECT error_message FROM steps").fetchall()
     assert any(_matches(expected, r or "") for (r,) in reasons)
-    rlam_jupyter.actions.registry._REGISTRY.remove("canary")
+    rlam_jupyter.actions.registry.DEFAULT.remove("canary")
 
 
 def test_valid_cell_parses_into_proposals(reg: Registry) -> None:

@@ -16,8 +16,9 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import rlam_jupyter
+from rlam_jupyter.actions.default_registry import registry
 from rlam_jupyter.actions.proposal import parse_cell
-from rlam_jupyter.actions.registry import Registry, build_spec, registry
+from rlam_jupyter.actions.registry import Registry, build_spec
 from rlam_jupyter.engine import Engine
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.frontends import cli

@@ -16,7 +16,7 @@ import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from rlam_jupyter.values.hashing import digest_bytes
+from rlam_jupyter.values.digest import digest_bytes
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import sysconfig
 from collections.abc import Mapping
 from functools import lru_cache
 
-from rlam_jupyter.values.hashing import digest_bytes
+from rlam_jupyter.values.digest import digest_bytes
 
 OWN_PACKAGE = "rlam_jupyter"
 REBUILT_PREFIX = "rlam_rebuilt_"

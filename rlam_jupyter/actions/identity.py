@@ -37,7 +37,8 @@ from rlam_jupyter.actions.code_origin import (
     module_origin,
     package_version,
 )
-from rlam_jupyter.values.hashing import Canonical, canonical_json, canonicalize, digest_bytes
+from rlam_jupyter.values.digest import digest_bytes
+from rlam_jupyter.values.hashing import Canonical, canonical_json, canonicalize
 
 _DYNAMIC_BUILTINS = frozenset(
     {"exec", "eval", "compile", "__import__", "globals", "locals", "vars"}

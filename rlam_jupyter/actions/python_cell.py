@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ConfigDict, create_model
 
 from rlam_jupyter.actions.registry import ActionSpec, InputSpec
-from rlam_jupyter.values.hashing import digest_bytes
+from rlam_jupyter.values.digest import digest_bytes
 
 ACTION_NAME = "python"
 

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from rlam_jupyter.actions.identity import ActionIdentity, identify, identify_cell
-from rlam_jupyter.values.hashing import digest_bytes
+from rlam_jupyter.values.digest import digest_bytes
 
 Determinism = Literal["pure", "seeded", "external"]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -192,8 +192,8 @@ class Registry(Mapping[str, ActionSpec]):
         )
 
 
-_REGISTRY = Registry()
-_catalogue_loaded = False
+DEFAULT = Registry()
+"""Where ``@action`` registers (see :func:`rlam_jupyter.actions.default_registry.registry`)."""
 _COLLECTORS: list[Registry] = []
 """While not empty, ``@action`` registers into the last of these instead of the registry."""
 
@@ -207,16 +207,6 @@ def collecting_actions(target: Registry) -> Iterator[Registry]:
         yield target
     finally:
         _COLLECTORS.pop()
-
-
-def registry() -> Registry:
-    """All registered actions (the built-in catalogue is loaded on first use)."""
-    global _catalogue_loaded
-    if not _catalogue_loaded:
-        _catalogue_loaded = True
-        import rlam_jupyter.actions.catalogue  # noqa: F401 - registers the built-in actions
-
-    return _REGISTRY
 
 
 @overload
@@ -265,7 +255,7 @@ def action(
             cache=cache,
             outputs=outputs,
         )
-        (_COLLECTORS[-1] if _COLLECTORS else _REGISTRY).add(spec)
+        (_COLLECTORS[-1] if _COLLECTORS else DEFAULT).add(spec)
         return target
 
     if func is not None:

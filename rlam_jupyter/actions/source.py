@@ -27,7 +27,8 @@ from rlam_jupyter.actions.code_facts import global_loads
 from rlam_jupyter.actions.code_origin import REBUILT_PREFIX, is_user_module
 from rlam_jupyter.actions.identity import ActionIdentity
 from rlam_jupyter.actions.registry import ActionSpec
-from rlam_jupyter.values.hashing import canonical_json, digest_bytes
+from rlam_jupyter.values.digest import digest_bytes
+from rlam_jupyter.values.hashing import canonical_json
 
 CELL, MODULE, PACKAGE = "cell", "module", "package"
 _LITERAL_CHARS = 100_000

@@ -20,6 +20,7 @@ from typing import Any
 
 from ulid import ULID
 
+from rlam_jupyter.actions.default_registry import registry as default_registry
 from rlam_jupyter.actions.identity import ActionIdentity
 from rlam_jupyter.actions.proposal import (
     PENDING,
@@ -29,7 +30,6 @@ from rlam_jupyter.actions.proposal import (
     check,
 )
 from rlam_jupyter.actions.registry import ActionSpec, Registry
-from rlam_jupyter.actions.registry import registry as default_registry
 from rlam_jupyter.actions.source import action_record, capture
 from rlam_jupyter.engine.executors import (
     Execution,
@@ -49,6 +49,7 @@ from rlam_jupyter.store.objects import ObjectStore
 from rlam_jupyter.store.run_index import ArtifactRef, RunIndex, StepEntry
 from rlam_jupyter.store.schema import INTERRUPTED, USER_INTERRUPT
 from rlam_jupyter.values.determinism import derive_seed
+from rlam_jupyter.values.digest import digest_bytes
 from rlam_jupyter.values.fingerprint import fingerprint
 from rlam_jupyter.values.hashing import (
     PICKLE_KINDS,
@@ -56,7 +57,6 @@ from rlam_jupyter.values.hashing import (
     canonical_json,
     canonicalize,
     digest_as,
-    digest_bytes,
     quick_fingerprint,
     restore,
 )

@@ -77,7 +77,7 @@ class ConsoleApprover:
 
 def parse_edits(items: list[str]) -> dict[str, Any]:
     """``["C=0.5", 'model="random_forest"']`` → values (JSON or Python literals, never code)."""
-    from rlam_jupyter.operations.replay import parse_overrides
+    from rlam_jupyter.frontends.options import parse_overrides
 
     try:
         return parse_overrides(items)

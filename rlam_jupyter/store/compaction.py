@@ -19,14 +19,12 @@ folders before journals go, as it fsyncs every journal append.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from ulid import ULID
@@ -45,11 +43,6 @@ from rlam_jupyter.store.manifest import (
 )
 from rlam_jupyter.store.schema import TABLES
 from rlam_jupyter.store.versioning import check_readable, parquet_metadata
-
-if TYPE_CHECKING:
-    from IPython.core.magic import Magics
-
-    from rlam_jupyter.engine.session import Session
 
 COMPRESSION = "zstd"
 AUTO_ENV = "RLAM_AUTO_COMPACT"
@@ -335,68 +328,3 @@ def compacted_run_ids(layout: StoreLayout) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith("."))
-
-
-# ---------------------------------------------------------------- command line
-
-
-def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    """``rlam compact``, ``rlam export-parquet`` and ``rlam gc``."""
-    parser = subparsers.add_parser(
-        "compact",
-        parents=[common],
-        help="move the journals of closed runs into Parquet (safe while kernels write)",
-    )
-    parser.add_argument("runs", nargs="*", help="run ids, prefixes or names (default: all)")
-    parser.add_argument(
-        "--open", action="store_true", help="also compact open runs up to now (keeps journals)"
-    )
-    parser.set_defaults(handler=_compact_command)
-    from rlam_jupyter.store import gc, parquet
-
-    parquet.register_cli(subparsers, common)
-    gc.register_cli(subparsers, common)
-
-
-def _compact_command(args: argparse.Namespace) -> int:
-    from rlam_jupyter.frontends.cli import emit
-
-    layout = resolve_store(args.store)
-    runs = _resolve_runs(layout, args.runs) if args.runs else None
-    report = compact(layout, runs, include_open=args.open)
-    emit(args, report.__dict__, report.summary())
-    return 0
-
-
-def _resolve_runs(layout: StoreLayout, refs: list[str]) -> list[str]:
-    from rlam_jupyter.store.catalog import connect, resolve_run
-
-    con = connect(layout)
-    try:
-        return [resolve_run(con, ref) for ref in refs]
-    finally:
-        con.close()
-
-
-def _compact_magic(magics: Magics, session: Session, argv: list[str], cell: str | None) -> Any:
-    """``%rlam compact [--open]``: compact this store now."""
-    parser = argparse.ArgumentParser(prog="%rlam compact", add_help=False)
-    parser.add_argument("--open", action="store_true")
-    args, rest = parser.parse_known_args(argv)
-    if rest:
-        from rlam_jupyter.errors import RlamError
-
-        raise RlamError(f"`%rlam compact` takes only --open, not {' '.join(rest)}")
-    report = compact(session.engine.layout, include_open=args.open)
-    print(report.summary())
-    return None
-
-
-def _register_magic() -> None:
-    with contextlib.suppress(ImportError):
-        from rlam_jupyter.frontends.magics import register_command
-
-        register_command("compact")(_compact_magic)
-
-
-_register_magic()

@@ -8,11 +8,9 @@ a new step reuses it, so a recent object may be referenced by a record not yet w
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
@@ -93,26 +91,3 @@ def gc(
             if not dry_run:
                 path.unlink(missing_ok=True)
     return report
-
-
-def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    parser = subparsers.add_parser(
-        "gc", parents=[common], help="delete stored objects that no run references"
-    )
-    parser.add_argument("--dry-run", action="store_true", help="only list what would go")
-    parser.add_argument(
-        "--grace",
-        type=float,
-        default=GRACE_S,
-        metavar="SECONDS",
-        help=f"keep unreferenced objects younger than this (default {GRACE_S:.0f})",
-    )
-    parser.set_defaults(handler=_command)
-
-
-def _command(args: argparse.Namespace) -> int:
-    from rlam_jupyter.frontends.cli import emit
-
-    report = gc(args.store, dry_run=args.dry_run, grace_s=args.grace)
-    emit(args, report.__dict__, report.summary())
-    return 0

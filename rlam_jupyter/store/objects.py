@@ -15,7 +15,8 @@ from typing import Any
 
 from rlam_jupyter.errors import StoreReadError
 from rlam_jupyter.store.layout import StoreLayout
-from rlam_jupyter.values.hashing import FIGURE_KIND, Canonical, digest_bytes, restore
+from rlam_jupyter.values.digest import FIGURE_KIND, digest_bytes
+from rlam_jupyter.values.hashing import Canonical, restore
 
 
 class ObjectStore:

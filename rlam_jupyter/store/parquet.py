@@ -10,7 +10,6 @@ version in its metadata (``rlam.schema_version``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -72,25 +71,3 @@ def export_parquet(
 
 def _quote(path: Path) -> str:
     return str(path).replace("'", "''")
-
-
-def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    parser = subparsers.add_parser(
-        "export-parquet",
-        parents=[common],
-        help="write the trace tables as Parquet files (one per table) to DEST",
-    )
-    parser.add_argument("dest", help="folder to write runs.parquet, steps.parquet, ...")
-    parser.add_argument(
-        "--events", action="store_true", help="also write step_events.parquet (every status)"
-    )
-    parser.set_defaults(handler=_command)
-
-
-def _command(args: argparse.Namespace) -> int:
-    from rlam_jupyter.frontends.cli import emit
-
-    summary = export_parquet(args.dest, args.store, events=args.events)
-    lines = [f"{table:<14} {n:>10} rows" for table, n in summary["tables"].items()]
-    emit(args, summary, f"wrote {summary['dest']} in {summary['seconds']} s\n" + "\n".join(lines))
-    return 0

@@ -15,7 +15,6 @@ repaired: only a writer shown dead is.
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -171,31 +170,3 @@ def _json_value(value: Any) -> Any:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-# ---------------------------------------------------------------- rlam repair
-
-
-def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    """``rlam repair [--dry-run]``: record the interrupted steps of runs whose writer died."""
-    parser = subparsers.add_parser(
-        "repair",
-        parents=[common],
-        help="record the steps of dead kernels as interrupted and end their runs",
-        description="For every open run whose writers are all dead (killed kernel, crashed "
-        "script), append 'interrupted' records for its steps in flight and end the run "
-        "'interrupted'. Old journal lines are never changed; writers whose fate is unknown "
-        "(another host) are left alone. Exit 0.",
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="say what would be recorded, record nothing"
-    )
-    parser.set_defaults(handler=_repair_cli)
-
-
-def _repair_cli(args: argparse.Namespace) -> int:
-    from rlam_jupyter.frontends.cli import EXIT_OK, emit
-
-    report = repair(args.store, dry_run=args.dry_run)
-    emit(args, report.to_json(), report.summary())
-    return EXIT_OK

@@ -32,7 +32,7 @@ import pickle
 from dataclasses import dataclass
 from typing import Any
 
-from rlam_jupyter.values.hashing import FIGURE_KIND, digest_bytes
+from rlam_jupyter.values.digest import FIGURE_KIND, digest_bytes
 
 MAGIC = b"RLAM-FIGURE-1\n"
 RENDER_DPI = 100

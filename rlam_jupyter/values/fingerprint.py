@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlam_jupyter.values.hashing import canonical_json, digest_bytes
+from rlam_jupyter.values.digest import digest_bytes
+from rlam_jupyter.values.hashing import canonical_json
 
 ENV_VARS = (
     "PYTHONHASHSEED",

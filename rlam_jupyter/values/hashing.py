@@ -20,7 +20,6 @@ import io
 import json
 import math
 import pickle
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -28,7 +27,8 @@ from typing import Any
 
 import blake3
 
-from rlam_jupyter.values import canonical_pickle
+from rlam_jupyter.values import canonical_pickle, figures
+from rlam_jupyter.values.digest import FIGURE_KIND, digest_bytes, digest_parts
 
 HEX_LEN = 64
 
@@ -77,21 +77,7 @@ _EXTENSIONS = {
 PICKLE_KIND = "pickle2"
 LEGACY_PICKLE_KIND = "pickle"
 PICKLE_KINDS = (LEGACY_PICKLE_KIND, PICKLE_KIND)
-FIGURE_KIND = "figure"
 _FIGURE_MODULES = ("matplotlib", "mpl_toolkits")
-
-
-def digest_bytes(kind: str, data: bytes) -> str:
-    """blake3 of ``kind`` and ``data``; the kind keeps ``"1"`` and ``1`` apart."""
-    return _digest_parts(kind, (data,))
-
-
-def _digest_parts(kind: str, parts: Sequence[Any]) -> str:
-    """:func:`digest_bytes` of the concatenated ``parts``, without concatenating them."""
-    hasher = blake3.blake3(kind.encode() + b"\0")
-    for part in parts:
-        hasher.update(part)
-    return str(hasher.hexdigest())
 
 
 def hash_file(path: Path) -> str:
@@ -157,7 +143,7 @@ def canonicalize(value: Any) -> Canonical:
             "it is recorded by a hash of its type and repr and cannot be restored on replay"
         )
         return Canonical("opaque", digest_bytes("opaque", text), (), False, note)
-    return Canonical(PICKLE_KIND, _digest_parts(PICKLE_KIND, parts), tuple(parts), True)
+    return Canonical(PICKLE_KIND, digest_parts(PICKLE_KIND, parts), tuple(parts), True)
 
 
 def digest_as(value: Any, kind: str) -> str:
@@ -169,17 +155,16 @@ def digest_as(value: Any, kind: str) -> str:
             return digest_bytes(kind, canonical_pickle.memo_free_dumps(value))
         except Exception:
             return hash_value(value)
-    if kind == FIGURE_KIND and type(value).__module__.split(".")[0] in _FIGURE_MODULES:
-        from rlam_jupyter.values import figures
-
-        if figures.is_figure_like(value):
-            return figures.figure_digest(value)  # rendering only: no pickle round trip
+    if (
+        kind == FIGURE_KIND
+        and type(value).__module__.split(".")[0] in _FIGURE_MODULES
+        and figures.is_figure_like(value)
+    ):
+        return figures.figure_digest(value)  # rendering only: no pickle round trip
     return hash_value(value)
 
 
 def _figure(value: Any) -> Canonical | None:
-    from rlam_jupyter.values import figures
-
     if not figures.is_figure_like(value):
         return None
     digest, payload, note = figures.canonical_parts(value)
@@ -255,8 +240,6 @@ def restore(kind: str, payload: bytes) -> Any:
     if kind in PICKLE_KINDS:
         return pickle.loads(payload)
     if kind == FIGURE_KIND:
-        from rlam_jupyter.values import figures
-
         return figures.restore_figure(payload)
     raise ValueError(f"objects of kind {kind!r} cannot be restored")
 

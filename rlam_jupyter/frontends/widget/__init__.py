@@ -15,10 +15,11 @@ from typing import Any
 import anywidget
 import traitlets
 
+from rlam_jupyter.frontends.kernel import kernel_session
 from rlam_jupyter.operations.browse import queries
 from rlam_jupyter.operations.browse.snapshots import Snapshot, SnapshotCache
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
-from rlam_jupyter.values.hashing import FIGURE_KIND
+from rlam_jupyter.values.digest import FIGURE_KIND
 
 _STATIC = Path(__file__).parent / "static"
 PAGE_SIZE = 50
@@ -125,13 +126,8 @@ class TraceBrowser(anywidget.AnyWidget):
 
 
 def _kernel_store() -> StoreLayout | None:
-    """The store of this kernel's rlam session, if ``%load_ext rlam_jupyter`` ran."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return None
-    shell = get_ipython()
-    session = getattr(shell, "_rlam_session", None) if shell is not None else None
+    """The store of this kernel's rlam session, if ``%%rlam`` / ``%rlam`` started one."""
+    session = kernel_session()
     return session.engine.layout if session is not None else None
 
 
@@ -151,21 +147,5 @@ def browse(run: str | None = None, store: str | StoreLayout | None = None) -> Tr
         run_id = resolve_run(connect(layout), run)
     return TraceBrowser(layout, run_id)
 
-
-def _register_magic_command() -> None:
-    from rlam_jupyter.engine.session import Session
-    from rlam_jupyter.frontends.magics import register_command
-
-    @register_command("browse")
-    def browse_command(magics: Any, session: Session, argv: list[str], cell: str | None) -> Any:
-        """``%rlam browse [RUN]``: the inline trace browser of this kernel's store."""
-        from IPython.core.error import UsageError
-
-        if len(argv) > 1:
-            raise UsageError("`%rlam browse` takes at most one run (id, name or id prefix)")
-        return browse(argv[0] if argv else None, store=session.engine.layout)
-
-
-_register_magic_command()
 
 __all__ = ["TraceBrowser", "browse"]

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 from rlam_jupyter.engine import Run
 from rlam_jupyter.operations.agent.tools import Reply
 from rlam_jupyter.store.journal import now_us
-from rlam_jupyter.values.hashing import canonical_json, digest_bytes
+from rlam_jupyter.values.digest import digest_bytes
+from rlam_jupyter.values.hashing import canonical_json
 
 
 def public_base_url(url: str | None) -> str | None:

@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 from collections.abc import Iterable, Mapping
@@ -653,60 +652,3 @@ def _reproducibility(layout: StoreLayout, item: RunAudit) -> Tally:
             why = "; ".join(step.differences)
             tally.skip(f"{label} {step.verify}" + (f": {why}" if why else ""))
     return tally
-
-
-# ---------------------------------------------------------------- %rlam audit and rlam audit
-
-
-def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, add_help=False, exit_on_error=False)
-    parser.add_argument("run", nargs="?", default=None)
-    parser.add_argument("--no-reproduce", action="store_true")
-    return parser
-
-
-def _register_magic() -> None:
-    from rlam_jupyter.frontends.magics import register_command
-
-    @register_command("audit")
-    def audit_command(magics: Any, session: Any, argv: list[str], cell: str | None) -> Any:
-        """``%rlam audit [RUN] [--no-reproduce]``: the paper's metrics over the trace."""
-        from IPython.core.error import UsageError
-
-        try:
-            args = _parser("%rlam audit").parse_args(argv)
-        except (argparse.ArgumentError, SystemExit) as exc:
-            raise UsageError(f"%rlam audit [RUN] [--no-reproduce]: {exc}") from None
-        return audit(args.run, session.engine.layout, reproduce=not args.no_reproduce)
-
-
-def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    """``rlam audit [RUN] [--no-reproduce]``: exit 1 when a metric is below its target."""
-    parser = subparsers.add_parser(
-        "audit",
-        parents=[common],
-        help="the paper's metrics (trace completeness, failure visibility, reproducibility)",
-    )
-    parser.add_argument(
-        "run", nargs="?", default=None, help="run id, prefix or name (default: all)"
-    )
-    parser.add_argument(
-        "--no-reproduce", action="store_true", help="skip re-execution (no reproducibility metric)"
-    )
-    parser.add_argument(
-        "--allow-skipped",
-        action="store_true",
-        help="exit 0 even when steps could not be re-executed (they are still counted and named)",
-    )
-    parser.set_defaults(handler=_audit_cli)
-
-
-def _audit_cli(args: argparse.Namespace) -> int:
-    from rlam_jupyter.frontends.cli import EXIT_CHECK_FAILED, EXIT_OK, emit
-
-    report = audit(args.run, args.store, reproduce=not args.no_reproduce)
-    emit(args, report.to_json(), repr(report))
-    return EXIT_OK if report.passes(args.allow_skipped) else EXIT_CHECK_FAILED
-
-
-_register_magic()

@@ -22,7 +22,7 @@ from rlam_jupyter.store import catalog
 from rlam_jupyter.store.objects import ObjectStore
 from rlam_jupyter.store.schema import decode_json_column
 from rlam_jupyter.values import figures
-from rlam_jupyter.values.hashing import FIGURE_KIND
+from rlam_jupyter.values.digest import FIGURE_KIND
 
 Connection = duckdb.DuckDBPyConnection
 Row = dict[str, Any]
@@ -472,7 +472,7 @@ def environment(con: Connection, run_id: str) -> Row:
 
 def action_schemas() -> dict[str, Row]:
     """JSON Schema of every registered action (what the fork form is generated from)."""
-    from rlam_jupyter.actions.registry import registry
+    from rlam_jupyter.actions.default_registry import registry
 
     return {
         name: {

@@ -38,7 +38,7 @@ _STREAM_FROM_BYTES = 8 << 20
 
 
 def producer() -> str:
-    from rlam_jupyter import __version__
+    from rlam_jupyter.version import __version__
 
     return f"rlam-jupyter {__version__}"
 

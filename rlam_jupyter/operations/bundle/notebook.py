@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from rlam_jupyter.values.hashing import digest_bytes
+from rlam_jupyter.values.digest import digest_bytes
 
 
 @dataclass(frozen=True)

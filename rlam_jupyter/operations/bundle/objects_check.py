@@ -8,7 +8,7 @@ be checked.
 
 from __future__ import annotations
 
-from rlam_jupyter.values.hashing import FIGURE_KIND, digest_bytes
+from rlam_jupyter.values.digest import FIGURE_KIND, digest_bytes
 
 TABLE_KINDS = ("table", "series", "arrow")
 

@@ -13,7 +13,6 @@ reason (external steps are restored, never re-run; refused proposals never ran).
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.util
 import json
@@ -64,17 +63,13 @@ def reexecute_in_fresh_process(
     timeout: float = 3600,
 ) -> tuple[str, list[StepOutcome]]:
     """Run :func:`main` in a new interpreter; returns (method used, outcomes)."""
-    command = [
-        sys.executable,
-        "-m",
-        "rlam_jupyter.operations.bundle.reexecute",
-        "--store",
-        str(store),
-    ]
-    command += ["--with", method]
-    for module in modules:
-        command += ["--import", _importable(module)]
-    command += list(run_ids)
+    request = {
+        "store": str(store),
+        "modules": [_importable(module) for module in modules],
+        "method": method,
+        "run_ids": list(run_ids),
+    }
+    command = [sys.executable, "-m", __name__, json.dumps(request)]
     env = dict(os.environ)
     env.pop("RLAM_HOME", None)
     # the child works in a scratch folder: modules named relative to the caller's folder
@@ -128,7 +123,7 @@ def _with_replay(replay: Any, store: Path, run_ids: Sequence[str]) -> list[StepO
 
 
 def _with_engine(store: Path, run_ids: Sequence[str]) -> list[StepOutcome]:
-    from rlam_jupyter.actions.registry import registry
+    from rlam_jupyter.actions.default_registry import registry
     from rlam_jupyter.engine import Engine
     from rlam_jupyter.operations.recorded_actions import RecordedActions, rows_from_connection
     from rlam_jupyter.store.catalog import connect
@@ -274,15 +269,19 @@ def import_actions(item: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rlam_jupyter.operations.bundle.reexecute")
-    parser.add_argument("--store", required=True)
-    parser.add_argument("--import", dest="modules", action="append", default=[])
-    parser.add_argument("--with", dest="method", choices=METHODS, default="engine")
-    parser.add_argument("run_ids", nargs="+")
-    args = parser.parse_args(argv)
-    for module in args.modules:
+    """The child's side: one JSON request (store, modules, method, run_ids) as the only
+    argument; prints the outcomes as JSON."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if len(arguments) != 1:
+        print("usage: python -m rlam_jupyter.operations.bundle.reexecute REQUEST", file=sys.stderr)
+        return 2
+    request = json.loads(arguments[0])
+    if request["method"] not in METHODS:
+        print(f"unknown method {request['method']!r}; known: {', '.join(METHODS)}", file=sys.stderr)
+        return 2
+    for module in request["modules"]:
         import_actions(module)
-    engine, outcomes = reexecute(Path(args.store), args.run_ids, args.method)
+    engine, outcomes = reexecute(Path(request["store"]), request["run_ids"], request["method"])
     print(json.dumps({"engine": engine, "outcomes": [asdict(o) for o in outcomes]}))
     return 0
 

@@ -45,7 +45,7 @@ class OpenAIStandIn:
     def __init__(self, plan: Sequence[Intent]) -> None:
         from openai import OpenAI
 
-        from rlam_jupyter.actions.registry import registry
+        from rlam_jupyter.actions.default_registry import registry
 
         self._registry = registry()
         self._client = OpenAI(

@@ -17,9 +17,6 @@ wrappers around these functions.
 
 from __future__ import annotations
 
-import argparse
-import ast
-import json
 import time
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -80,11 +77,10 @@ def _context(
     registry: Registry | None = None,
     engine: Engine | None = None,
 ) -> _Context:
-    """The kernel's session when the store is its store, else a fresh engine on ``store``
+    """The ``session`` when the store is its store, else a fresh engine on ``store``
     (or the ``engine`` given: a script that recorded the parent forks in memory)."""
     if engine is not None:
         return _Context(engine, IndexSource(engine.layout, engine.indexes()), None, namespace)
-    session = session if session is not None else _kernel_session()
     layout = store if isinstance(store, StoreLayout) else resolve_store(store)
     if (
         session is not None
@@ -97,29 +93,7 @@ def _context(
     else:
         session = None
         engine = Engine(layout, registry=registry)
-        if namespace is None:
-            shell = _shell()
-            namespace = shell.user_ns if shell is not None else None
     return _Context(engine, IndexSource(engine.layout, engine.indexes()), session, namespace)
-
-
-def _shell() -> Any:
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return None
-    return get_ipython()
-
-
-def _kernel_session() -> Session | None:
-    """The rlam session of the running kernel, if one was started (``%%rlam`` / ``%rlam``)."""
-    shell = _shell()
-    if shell is None:
-        return None
-    from rlam_jupyter.frontends.magics import _SESSION_KEY
-
-    session: Session | None = getattr(shell, _SESSION_KEY, None)
-    return session
 
 
 def resolve(ctx: _Context, ref: str) -> str:
@@ -693,217 +667,4 @@ def fork_tree(run: str, store: Any = None) -> pd.DataFrame:
     return frame
 
 
-# ---------------------------------------------------------------- %rlam commands
-
-
-def _literal(text: str) -> Any:
-    """``--set`` values: Python or JSON literals; anything else is taken as a string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        pass
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise RlamError(
-                f"--set {item!r}: write name=value, e.g. --set C=0.1 or --set model=random_forest"
-            )
-        overrides[key.strip()] = _literal(value.strip())
-    return overrides
-
-
-class _UsageExit(Exception):
-    """argparse wanted to exit (``-h``): the help is already printed."""
-
-
-class _MagicParser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        from IPython.core.error import UsageError
-
-        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
-
-    def exit(self, status: int = 0, message: str | None = None) -> Any:
-        if message:
-            print(message)
-        raise _UsageExit
-
-
-def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | None:
-    try:
-        return parser.parse_args(argv)
-    except _UsageExit:
-        return None
-
-
-def _replay_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The arguments ``%rlam replay`` and ``rlam replay`` share."""
-    parser.add_argument("run", help="run id, run name, or unique id prefix")
-    parser.add_argument("--upto", default=None, help="last step to restore (number or step id)")
-    parser.add_argument(
-        "--verify", action="store_true", help="re-execute each step and compare output hashes"
-    )
-    return parser
-
-
-def _diff_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The arguments ``%rlam diff`` and ``rlam diff`` share."""
-    parser.add_argument("run_a")
-    parser.add_argument("run_b")
-    return parser
-
-
-def _replay_parser() -> argparse.ArgumentParser:
-    return _replay_arguments(
-        _MagicParser(
-            prog="%rlam replay", description="Restore a recorded run's outputs without re-running."
-        )
-    )
-
-
-def _fork_parser() -> argparse.ArgumentParser:
-    parser = _MagicParser(
-        prog="%rlam fork", description="Branch a new run from a recorded step with overrides."
-    )
-    parser.add_argument("run", help="run id, run name, or unique id prefix")
-    parser.add_argument("--at", required=True, help="step to re-propose (number or step id)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="parameter override (Python/JSON literal), repeatable",
-    )
-    parser.add_argument("--name", default=None, help="name of the new run")
-    parser.add_argument("--no-downstream", action="store_true", help="re-run only the step at --at")
-    return parser
-
-
-def _diff_parser() -> argparse.ArgumentParser:
-    return _diff_arguments(
-        _MagicParser(prog="%rlam diff", description="Step-aligned differences of two runs.")
-    )
-
-
-def _register_magic_commands() -> None:
-    from rlam_jupyter.frontends.magics import register_command
-
-    @register_command("replay")
-    def replay_command(magics: Any, session: Session, argv: list[str], cell: str | None) -> Any:
-        args = _parse(_replay_parser(), argv)
-        if args is None:
-            return None
-        return replay(args.run, upto=args.upto, verify=args.verify, session=session)
-
-    @register_command("fork")
-    def fork_command(magics: Any, session: Session, argv: list[str], cell: str | None) -> Any:
-        args = _parse(_fork_parser(), argv)
-        if args is None:
-            return None
-        return fork(
-            args.run,
-            at=args.at,
-            params=parse_overrides(args.overrides),
-            name=args.name,
-            downstream=not args.no_downstream,
-            session=session,
-        )
-
-    @register_command("diff")
-    def diff_command(magics: Any, session: Session, argv: list[str], cell: str | None) -> Any:
-        args = _parse(_diff_parser(), argv)
-        if args is None:
-            return None
-        return diff(args.run_a, args.run_b, session=session)
-
-
-_register_magic_commands()
-
-
-# ---------------------------------------------------------------- rlam CLI
-
-
-def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    """``rlam replay RUN [--upto N] [--verify]``, ``rlam diff A B``, ``rlam forks RUN``."""
-    replay_cli = _replay_arguments(
-        subparsers.add_parser(
-            "replay",
-            parents=[common],
-            help="check that a run restores from the store; --verify re-executes and compares",
-        )
-    )
-    replay_cli.add_argument(
-        "--allow-skipped",
-        action="store_true",
-        help="with --verify: exit 0 even when steps could not be re-executed (they are named)",
-    )
-    replay_cli.add_argument(
-        "--actions",
-        action="append",
-        default=[],
-        metavar="MODULE_OR_FILE",
-        help="import a module or a .py file first, for actions whose source the trace does "
-        "not hold (repeatable)",
-    )
-    replay_cli.set_defaults(handler=_replay_cli)
-    diff_cli = _diff_arguments(
-        subparsers.add_parser(
-            "diff", parents=[common], help="step-aligned differences between two runs"
-        )
-    )
-    diff_cli.set_defaults(handler=_diff_cli)
-    forks_cli = subparsers.add_parser(
-        "forks", parents=[common], help="the fork tree a run belongs to"
-    )
-    forks_cli.add_argument("run")
-    forks_cli.set_defaults(handler=_forks_cli)
-
-
-def _replay_cli(args: argparse.Namespace) -> int:
-    import sys
-
-    from rlam_jupyter.frontends.cli import EXIT_CHECK_FAILED, EXIT_OK, emit
-    from rlam_jupyter.operations.bundle.reexecute import import_actions
-
-    if "" not in sys.path:
-        sys.path.insert(0, "")  # modules of the current folder, as `python -m` finds them
-    for module in args.actions:
-        import_actions(module)
-    report = replay(args.run, upto=args.upto, verify=args.verify, store=args.store, namespace={})
-    report.notes.clear()
-    emit(args, report.to_json(), repr(report))
-    return EXIT_OK if report.passes(args.allow_skipped) else EXIT_CHECK_FAILED
-
-
-def _diff_cli(args: argparse.Namespace) -> int:
-    from rlam_jupyter.frontends.cli import EXIT_OK, emit
-
-    result = diff(args.run_a, args.run_b, store=args.store)
-    emit(args, result.to_json(), repr(result))
-    return EXIT_OK
-
-
-def _forks_cli(args: argparse.Namespace) -> int:
-    from rlam_jupyter.frontends.cli import EXIT_OK, emit
-
-    frame = fork_tree(args.run, store=args.store)
-    rows = frame.to_dict(orient="records")
-    lines = [
-        f"{'  ' * int(r['depth'])}{'▸ ' if r['is_selected'] else ''}{r['name']} ({r['run_id']})"
-        + (f" forked at step {r['fork_seq']}" if r["parent_run_id"] else "")
-        + f" · {r['status']} · {r['steps']} own step(s)"
-        for r in rows
-    ]
-    emit(args, rows, "\n".join(lines))
-    return EXIT_OK
-
-
-__all__ = ["ForkRejected", "diff", "fork", "fork_tree", "parse_overrides", "replay", "resolve"]
+__all__ = ["ForkRejected", "diff", "fork", "fork_tree", "replay", "resolve"]

@@ -12,10 +12,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from rlam_jupyter.frontends.cli.output import EXIT_OK, EXIT_USAGE, emit
+
 PARTS = ("paper", "upstream")
 
 
-def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "bench",
         parents=[common],
@@ -29,7 +31,6 @@ def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run the chosen parts and print (or emit as JSON) their tables."""
-    from rlam_jupyter.frontends.cli import EXIT_OK, EXIT_USAGE, emit
     from rlam_jupyter.operations.evaluation import UPSTREAM_HINT, run_evaluation
     from rlam_jupyter.operations.evaluation.modes import upstream_available
 

@@ -8,73 +8,56 @@ does not succeed raises after its table is shown, with the reason.
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
+from IPython.core.magic_arguments import kwds, magic_arguments
 from IPython.display import display
 
 from rlam_jupyter.engine.session import Session
-from rlam_jupyter.engine.trace import CellInfo
 from rlam_jupyter.frontends.approval import ApprovalPanel, ConsoleApprover, interactive_frontend
-from rlam_jupyter.frontends.magics import StepFailedError, register_command
+from rlam_jupyter.frontends.kernel import cell_info
+from rlam_jupyter.frontends.magics.cell import StepFailedError
+from rlam_jupyter.frontends.magics.commands import command, magic_options, parse
+from rlam_jupyter.frontends.options import Option
 from rlam_jupyter.operations.agent.loop import AgentLimits, AgentLoop, AgentOutcome, PendingApproval
 from rlam_jupyter.operations.agent.proposers import Proposer
 from rlam_jupyter.operations.agent.scripted import ScriptedProposer
 from rlam_jupyter.policy import Decision
-from rlam_jupyter.values.hashing import digest_bytes
 
 SCRIPTED_TASK = "Carry out the scripted analysis steps."
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        raise UsageError(f"%%rlam agent: {message}\n{self.format_usage().strip()}")
-
-    def exit(self, status: int = 0, message: str | None = None) -> Any:
-        if message:
-            print(message)
-        raise _HelpShown
-
-
-class _HelpShown(Exception):
-    """``--help`` was printed; nothing else to do."""
-
-
-def parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="%%rlam agent",
-        description="Let an agent propose the steps of a new run; each proposal is "
-        "schema-checked, recorded and executed by the engine.",
-    )
-    p.add_argument("--provider", choices=("scripted", "openai"), default="scripted")
-    p.add_argument("--model", default=None, help="model name (openai; default $RLAM_AGENT_MODEL)")
-    p.add_argument(
-        "--base-url", default=None, help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL)"
-    )
-    p.add_argument("--max-steps", type=int, default=20, help="proposals allowed in the run")
-    p.add_argument(
-        "--max-retries", type=int, default=2, help="retries in a row answering one failure"
-    )
-    p.add_argument("--max-run-retries", type=int, default=6, help="retries in the whole run")
-    p.add_argument("--approve", action="store_true", help="ask a person before each step")
-    p.add_argument(
-        "--no-content", action="store_true", help="record hashes of prompts/responses only"
-    )
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM request")
-    p.add_argument("--run", default=None, help="name of the new run")
-    p.add_argument(
-        "--fork", default=None, metavar="RUN", help="fork this agent run and re-ask from --at"
-    )
-    p.add_argument("--at", type=int, default=None, metavar="SEQ", help="step to fork at")
-    p.add_argument("--seed", type=int, default=0, help="run seed (also sent to the model)")
-    p.add_argument("-q", "--quiet", action="store_true", help="do not display the steps table")
-    return p
+AGENT_OPTIONS: list[Option] = [
+    (["--provider"], {"choices": ("scripted", "openai"), "default": "scripted"}),
+    (["--model"], {"default": None, "help": "model name (openai; default $RLAM_AGENT_MODEL)"}),
+    (
+        ["--base-url"],
+        {"default": None, "help": "OpenAI-compatible endpoint (default $OPENAI_BASE_URL)"},
+    ),
+    (["--max-steps"], {"type": int, "default": 20, "help": "proposals allowed in the run"}),
+    (
+        ["--max-retries"],
+        {"type": int, "default": 2, "help": "retries in a row answering one failure"},
+    ),
+    (["--max-run-retries"], {"type": int, "default": 6, "help": "retries in the whole run"}),
+    (["--approve"], {"action": "store_true", "help": "ask a person before each step"}),
+    (["--no-content"], {"action": "store_true", "help": "record hashes of prompts/responses only"}),
+    (["--timeout"], {"type": float, "default": 120.0, "help": "seconds per LLM request"}),
+    (["--run"], {"default": None, "help": "name of the new run"}),
+    (
+        ["--fork"],
+        {"default": None, "metavar": "RUN", "help": "fork this agent run and re-ask from --at"},
+    ),
+    (["--at"], {"type": int, "default": None, "metavar": "SEQ", "help": "step to fork at"}),
+    (["--seed"], {"type": int, "default": 0, "help": "run seed (also sent to the model)"}),
+    (["-q", "--quiet"], {"action": "store_true", "help": "do not display the steps table"}),
+]
 
 
-def make_proposer(args: argparse.Namespace, body: str, session: Session) -> Proposer:
+def make_proposer(args: Any, body: str, session: Session) -> Proposer:
     if args.provider == "scripted":
         return ScriptedProposer.from_text(body, session.engine.registry)
     from rlam_jupyter.operations.agent.openai_provider import OpenAIProposer
@@ -82,7 +65,14 @@ def make_proposer(args: argparse.Namespace, body: str, session: Session) -> Prop
     return OpenAIProposer(args.model, args.base_url, timeout_s=args.timeout)
 
 
-@register_command("agent", cell=True)
+@command("agent", cell=True)
+@magic_arguments("%%rlam agent")
+@kwds(
+    add_help=True,
+    description="Let an agent propose the steps of a new run; each proposal is "
+    "schema-checked, recorded and executed by the engine.",
+)
+@magic_options(AGENT_OPTIONS)
 def agent_cell(magics: Magics, session: Session, argv: list[str], cell: str | None) -> Any:
     """``%%rlam agent [options]`` with the task (or script) as the cell body."""
     if cell is None or not cell.strip():
@@ -90,9 +80,8 @@ def agent_cell(magics: Magics, session: Session, argv: list[str], cell: str | No
             "`%%rlam agent` is a cell command: put the task (or, with the scripted "
             "provider, the steps) in the cell body. See `%%rlam agent --help`."
         )
-    try:
-        args = parser().parse_args(argv)
-    except _HelpShown:
+    args = parse(agent_cell, argv)
+    if args is None:
         return None
     try:
         limits = AgentLimits(args.max_steps, args.max_retries, args.max_run_retries)
@@ -104,11 +93,8 @@ def agent_cell(magics: Magics, session: Session, argv: list[str], cell: str | No
     shell = magics.shell
     name = args.run or _agent_run_name(session)
     run = session.start(name, args.seed)
-    info = CellInfo(
-        cell_id=getattr(shell, "_rlam_cell_id", None),
-        execution_count=getattr(shell, "execution_count", None),
-        source_hash=digest_bytes("cell", cell.encode()),
-    )
+    assert shell is not None  # a magic always runs in a shell
+    info = cell_info(shell, cell)
     widget = interactive_frontend(shell)
     loop = AgentLoop(
         session.engine,
@@ -130,9 +116,7 @@ def agent_cell(magics: Magics, session: Session, argv: list[str], cell: str | No
     return _finish(outcome, quiet=args.quiet, raise_on_failure=True)
 
 
-def _fork(
-    session: Session, args: argparse.Namespace, proposer: Proposer, limits: AgentLimits
-) -> Any:
+def _fork(session: Session, args: Any, proposer: Proposer, limits: AgentLimits) -> Any:
     """``--fork RUN --at SEQ``: share the steps before SEQ, re-ask the agent from there."""
     from rlam_jupyter.operations.agent.fork import fork_agent
 

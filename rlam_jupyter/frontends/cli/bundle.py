@@ -1,26 +1,17 @@
-"""``rlam export|verify|import`` and ``%rlam export|import``: thin wrappers over the API."""
+"""``rlam export``, ``rlam verify`` and ``rlam import``: provenance bundles from the shell."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rlam_jupyter.errors import RlamError
-from rlam_jupyter.operations.bundle.export import export
-from rlam_jupyter.operations.bundle.importer import import_bundle
-from rlam_jupyter.operations.bundle.problems import BundleError
-from rlam_jupyter.operations.bundle.verify import verify_bundle
-
-if TYPE_CHECKING:
-    from rlam_jupyter.operations.bundle.kernel_notebook import NotebookLookup
-
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+from rlam_jupyter.frontends.cli.output import EXIT_CHECK_FAILED, EXIT_OK, emit
 
 
-def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Add ``export``, ``verify`` and ``import`` to the ``rlam`` command."""
     exporter = subparsers.add_parser(
         "export",
@@ -97,13 +88,12 @@ def register_cli(subparsers: Any, common: argparse.ArgumentParser) -> None:
     importer.set_defaults(handler=_import)
 
 
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    from rlam_jupyter.frontends.cli import emit
-
-    emit(args, data, text)
+# Handlers import the bundle code when they run: `rlam --help` loads none of it.
 
 
 def _export(args: argparse.Namespace) -> int:
+    from rlam_jupyter.operations.bundle.export import export
+
     result = export(
         args.notebook,
         out=args.out,
@@ -112,7 +102,7 @@ def _export(args: argparse.Namespace) -> int:
         include_objects=not args.no_objects,
         include_llm_content=not args.no_llm_content,
     )
-    _emit(args, result.to_json(), result.summary())
+    emit(args, result.to_json(), result.summary())
     return EXIT_OK
 
 
@@ -123,6 +113,8 @@ def _existing_bundle(path: str) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from rlam_jupyter.operations.bundle.verify import verify_bundle
+
     _existing_bundle(args.bundle)
     report = verify_bundle(
         args.bundle,
@@ -131,11 +123,14 @@ def _verify(args: argparse.Namespace) -> int:
         method=args.method,
         allow_skipped=args.allow_skipped,
     )
-    _emit(args, report.to_json(), report.text())
+    emit(args, report.to_json(), report.text())
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 
 
 def _import(args: argparse.Namespace) -> int:
+    from rlam_jupyter.operations.bundle.importer import import_bundle
+    from rlam_jupyter.operations.bundle.problems import BundleError
+
     _existing_bundle(args.bundle)
     try:
         result = import_bundle(args.bundle, args.store)
@@ -145,85 +140,9 @@ def _import(args: argparse.Namespace) -> int:
             "problems": [{"file": p.file, "problem": p.problem} for p in exc.problems],
         }
         if args.json:
-            _emit(args, data, "")
+            emit(args, data, "")
         else:
             print(f"rlam import: {exc}", file=sys.stderr)
         return EXIT_CHECK_FAILED
-    _emit(args, {"ok": True, **result.to_json()}, result.summary())
+    emit(args, {"ok": True, **result.to_json()}, result.summary())
     return EXIT_OK
-
-
-# ---------------------------------------------------------------- notebook commands
-
-
-def _magic_parser(name: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=f"%rlam {name}", exit_on_error=False, add_help=False)
-
-
-def register_magics() -> None:
-    """``%rlam export [NOTEBOOK] [--out FILE] [--runs RUN ...]`` and ``%rlam import BUNDLE``."""
-    from IPython.core.error import UsageError
-
-    from rlam_jupyter.engine.session import Session
-    from rlam_jupyter.frontends.magics import register_command
-
-    def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-        try:
-            return parser.parse_args(argv)
-        except (argparse.ArgumentError, SystemExit) as exc:
-            raise UsageError(f"{exc}. Usage: {parser.format_usage().strip()}") from None
-
-    export_parser = _magic_parser("export")
-    export_parser.add_argument("notebook", nargs="?", default=None)
-    export_parser.add_argument("--out", "-o", default=None)
-    export_parser.add_argument("--runs", nargs="+", default=None)
-    export_parser.add_argument("--no-objects", action="store_true")
-    export_parser.add_argument("--no-llm-content", action="store_true")
-
-    @register_command("export")
-    def export_command(magics: Any, session: Session, argv: list[str], cell: str | None) -> Any:
-        args = parse(export_parser, argv)
-        own = kernel_notebook(magics.shell, session)
-        notebook = args.notebook or own.path
-        is_own = own.path is not None and _same_file(notebook, own.path)
-        runs = args.runs
-        if not runs and notebook is None:
-            runs = list(session.engine.runs) or None  # what this kernel recorded
-        result = export(
-            notebook,
-            out=args.out,
-            runs=runs,
-            store=session.engine.layout,
-            include_objects=not args.no_objects,
-            include_llm_content=not args.no_llm_content,
-            kernel_writer=session.engine.writer_id if is_own else None,
-        )
-        if args.notebook is None:
-            result = replace(result, notes=(own.note(), *result.notes))
-        print(result.summary())
-        return None
-
-    import_parser = _magic_parser("import")
-    import_parser.add_argument("bundle")
-
-    @register_command("import")
-    def import_command(magics: Any, session: Session, argv: list[str], cell: str | None) -> Any:
-        args = parse(import_parser, argv)
-        result = import_bundle(args.bundle, session.engine.layout)
-        print(result.summary())
-        return None
-
-
-def kernel_notebook(shell: Any, session: Any) -> NotebookLookup:
-    """This kernel's notebook file (as last saved), or why it cannot be found."""
-    from rlam_jupyter.operations.bundle.kernel_notebook import find_kernel_notebook
-
-    history = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None) or []
-    namespace = getattr(shell, "user_ns", None) or {}
-    return find_kernel_notebook(
-        getattr(session, "notebook", None), namespace, list(history), Path.cwd()
-    )
-
-
-def _same_file(a: str | Path | None, b: Path) -> bool:
-    return a is not None and Path(a).resolve() == b.resolve()

@@ -1,0 +1,76 @@
+"""The notebook's Python API (``rlam_jupyter.replay``, ``fork``, ``diff``): the operations,
+with this kernel's session and namespace filled in.
+
+In a kernel, restored and forked values land in the notebook namespace and a fork
+becomes the kernel's current run, as with the magics; in a script these are the
+operations themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from rlam_jupyter.actions.registry import Registry
+from rlam_jupyter.engine import Engine
+from rlam_jupyter.engine.session import Session
+from rlam_jupyter.frontends.kernel import kernel_session, user_namespace
+from rlam_jupyter.operations import replay as operations
+from rlam_jupyter.operations.replay.views import ForkReport, ReplayReport, RunDiff
+
+
+def replay(
+    run: str,
+    upto: int | str | None = None,
+    verify: bool = False,
+    store: Any = None,
+    *,
+    namespace: MutableMapping[str, Any] | None = None,
+    session: Session | None = None,
+    registry: Registry | None = None,
+    engine: Engine | None = None,
+) -> ReplayReport:
+    """Restore a run's recorded outputs (up to step ``upto``) without executing anything;
+    see :func:`rlam_jupyter.operations.replay.replay`."""
+    session, namespace = _in_kernel(session, namespace, engine)
+    return operations.replay(
+        run,
+        upto,
+        verify,
+        store,
+        namespace=namespace,
+        session=session,
+        registry=registry,
+        engine=engine,
+    )
+
+
+def fork(
+    run: str,
+    at: int | str,
+    params: Mapping[str, Any] | None = None,
+    store: Any = None,
+    **options: Any,
+) -> ForkReport:
+    """Branch a new run from step ``at`` of ``run`` with parameter overrides;
+    see :func:`rlam_jupyter.operations.replay.fork`."""
+    session, namespace = _in_kernel(
+        options.pop("session", None), options.pop("namespace", None), options.get("engine")
+    )
+    return operations.fork(run, at, params, store, namespace=namespace, session=session, **options)
+
+
+def diff(a: str, b: str, store: Any = None, *, session: Session | None = None) -> RunDiff:
+    """Step-aligned differences of two runs; see :func:`rlam_jupyter.operations.replay.diff`."""
+    return operations.diff(a, b, store, session=session or kernel_session())
+
+
+def _in_kernel(
+    session: Session | None,
+    namespace: MutableMapping[str, Any] | None,
+    engine: Engine | None,
+) -> tuple[Session | None, MutableMapping[str, Any] | None]:
+    """The kernel's session and namespace, where the caller named neither (nor an engine)."""
+    if engine is not None:
+        return session, namespace
+    return session or kernel_session(), namespace if namespace is not None else user_namespace()

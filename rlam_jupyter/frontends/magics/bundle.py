@@ -1,0 +1,72 @@
+"""``%rlam export [NOTEBOOK] [--out FILE] [--runs RUN ...]`` and ``%rlam import BUNDLE``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.magic_arguments import argument, kwds, magic_arguments
+
+from rlam_jupyter.engine.session import Session
+from rlam_jupyter.frontends.magics.commands import command, parse
+from rlam_jupyter.operations.bundle.export import export
+from rlam_jupyter.operations.bundle.importer import import_bundle
+from rlam_jupyter.operations.bundle.kernel_notebook import NotebookLookup, find_kernel_notebook
+
+
+@command("export")
+@magic_arguments("%rlam export")
+@kwds(add_help=True, description="Write a provenance bundle of this notebook and its runs.")
+@argument("notebook", nargs="?", default=None)
+@argument("--out", "-o", default=None)
+@argument("--runs", nargs="+", default=None)
+@argument("--no-objects", action="store_true")
+@argument("--no-llm-content", action="store_true")
+def export_command(magics: Any, session: Session, argv: list[str], cell: str | None) -> Any:
+    args = parse(export_command, argv)
+    if args is None:
+        return None
+    own = kernel_notebook(magics.shell, session)
+    notebook = args.notebook or own.path
+    is_own = own.path is not None and _same_file(notebook, own.path)
+    runs = args.runs
+    if not runs and notebook is None:
+        runs = list(session.engine.runs) or None  # what this kernel recorded
+    result = export(
+        notebook,
+        out=args.out,
+        runs=runs,
+        store=session.engine.layout,
+        include_objects=not args.no_objects,
+        include_llm_content=not args.no_llm_content,
+        kernel_writer=session.engine.writer_id if is_own else None,
+    )
+    if args.notebook is None:
+        result = replace(result, notes=(own.note(), *result.notes))
+    print(result.summary())
+    return None
+
+
+@command("import")
+@magic_arguments("%rlam import")
+@kwds(add_help=True, description="Add a bundle's runs to this kernel's store.")
+@argument("bundle")
+def import_command(magics: Any, session: Session, argv: list[str], cell: str | None) -> Any:
+    args = parse(import_command, argv)
+    if args is None:
+        return None
+    print(import_bundle(args.bundle, session.engine.layout).summary())
+    return None
+
+
+def kernel_notebook(shell: InteractiveShell | None, session: Session) -> NotebookLookup:
+    """This kernel's notebook file (as last saved), or why it cannot be found."""
+    history = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None) or []
+    namespace = getattr(shell, "user_ns", None) or {}
+    return find_kernel_notebook(session.notebook, namespace, list(history), Path.cwd())
+
+
+def _same_file(a: str | Path | None, b: Path) -> bool:
+    return a is not None and Path(a).resolve() == b.resolve()

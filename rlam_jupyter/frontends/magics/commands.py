@@ -1,0 +1,93 @@
+"""The ``%rlam NAME ...`` commands beyond the core ones, and the one way to declare them.
+
+A command is a function ``handler(magics, session, argv, cell)`` declared with
+:func:`command` and IPython's ``@magic_arguments``/``@argument`` decorators, in the
+module :data:`COMMAND_MODULES` names for it: that module is imported on first use, so
+``%load_ext rlam_jupyter`` stays cheap. :func:`parse` turns ``argv`` into options with
+IPython's ``MagicArgumentParser``, which raises ``UsageError`` on bad input.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics
+from IPython.core.magic_arguments import argument
+
+from rlam_jupyter.engine.session import Session
+from rlam_jupyter.frontends.options import Option
+
+CommandHandler = Callable[[Magics, Session, list[str], "str | None"], Any]
+"""``handler(magics, session, argv, cell_body_or_None)``."""
+
+COMMAND_MODULES = {
+    "replay": "rlam_jupyter.frontends.magics.replay",
+    "fork": "rlam_jupyter.frontends.magics.replay",
+    "diff": "rlam_jupyter.frontends.magics.replay",
+    "export": "rlam_jupyter.frontends.magics.bundle",
+    "import": "rlam_jupyter.frontends.magics.bundle",
+    "audit": "rlam_jupyter.frontends.magics.audit",
+    "compact": "rlam_jupyter.frontends.magics.compact",
+    "browse": "rlam_jupyter.frontends.magics.browse",
+    "agent": "rlam_jupyter.frontends.magics.agent",
+    "python": "rlam_jupyter.frontends.magics.python",
+}
+"""Where each command lives; ``agent`` and ``python`` are cell commands too."""
+
+_HANDLERS: dict[str, CommandHandler] = {}
+_CELL_COMMANDS: set[str] = set()
+
+
+def command(name: str, *, cell: bool = False) -> Callable[[CommandHandler], CommandHandler]:
+    """Declare ``%rlam NAME ...`` (``cell=True``: also ``%%rlam NAME``)."""
+
+    def decorator(func: CommandHandler) -> CommandHandler:
+        _HANDLERS[name] = func
+        if cell:
+            _CELL_COMMANDS.add(name)
+        return func
+
+    return decorator
+
+
+def handler_of(name: str) -> CommandHandler | None:
+    """The handler of a command, importing its module on first use (None: not a command)."""
+    module = COMMAND_MODULES.get(name)
+    if name not in _HANDLERS and module is not None:
+        importlib.import_module(module)
+    return _HANDLERS.get(name)
+
+
+def is_command(name: str) -> bool:
+    return name in COMMAND_MODULES or name in _HANDLERS
+
+
+def takes_cell(name: str) -> bool:
+    return name in _CELL_COMMANDS
+
+
+def parse(handler: Any, argv: list[str]) -> Any:
+    """``argv`` parsed by the handler's ``@magic_arguments`` parser; None after ``-h``
+    printed the help. Errors name the command and show its usage."""
+    parser = handler.parser
+    try:
+        return parser.parse_args(argv)
+    except UsageError as exc:
+        raise UsageError(f"{parser.prog}: {exc}\n{parser.format_usage().strip()}") from None
+    except SystemExit:  # -h / --help: argparse printed the help and wants to exit
+        return None
+
+
+def magic_options(options: Iterable[Option]) -> Callable[[Any], Any]:
+    """Apply ``options`` as IPython ``@argument`` decorators, in the order given."""
+    decorators = [argument(*flags, **keywords) for flags, keywords in options]
+
+    def apply(func: Any) -> Any:
+        for decorate in reversed(decorators):
+            func = decorate(func)
+        return func
+
+    return apply
