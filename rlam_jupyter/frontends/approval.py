@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from rlam_jupyter.actions.proposal import CheckedProposal, Proposal
@@ -160,13 +160,3 @@ class ApprovalPanel:
         self.status.value = "approved" if approved else "rejected"
         with self.output:
             self.on_decision(self.decision)
-
-
-def decision_from(data: Mapping[str, Any]) -> Decision:
-    """A decision from JSON (``{"approved": true, "edited_params": {...}}``), e.g. a sidebar."""
-    return Decision(
-        bool(data.get("approved")),
-        str(data.get("reason") or ""),
-        dict(data["edited_params"]) if data.get("edited_params") else None,
-        str(data.get("decided_by") or "user"),
-    )

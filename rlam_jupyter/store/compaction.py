@@ -37,7 +37,6 @@ from rlam_jupyter.store.manifest import (
     Coverage,
     Manifest,
     load_manifest,
-    manifest_dir,
     publish,
     run_lock,
 )
@@ -320,11 +319,3 @@ def _remove_covered(
     if removed and durable:
         fsync_dir(folder.parent)
     return removed
-
-
-def compacted_run_ids(layout: StoreLayout) -> list[str]:
-    """Runs with a published manifest (they may have no journal left)."""
-    folder = manifest_dir(layout)
-    if not folder.is_dir():
-        return []
-    return sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith("."))

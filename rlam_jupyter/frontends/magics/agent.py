@@ -13,14 +13,13 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
-from IPython.core.magic_arguments import kwds, magic_arguments
 from IPython.display import display
 
 from rlam_jupyter.engine.session import Session
 from rlam_jupyter.frontends.approval import ApprovalPanel, ConsoleApprover, interactive_frontend
 from rlam_jupyter.frontends.kernel import cell_info
 from rlam_jupyter.frontends.magics.cell import StepFailedError
-from rlam_jupyter.frontends.magics.commands import command, magic_options, parse
+from rlam_jupyter.frontends.magics.commands import command
 from rlam_jupyter.frontends.options import Option
 from rlam_jupyter.operations.agent.loop import AgentLimits, AgentLoop, AgentOutcome, PendingApproval
 from rlam_jupyter.operations.agent.proposers import Proposer
@@ -65,24 +64,20 @@ def make_proposer(args: Any, body: str, session: Session) -> Proposer:
     return OpenAIProposer(args.model, args.base_url, timeout_s=args.timeout)
 
 
-@command("agent", cell=True)
-@magic_arguments("%%rlam agent")
-@kwds(
-    add_help=True,
-    description="Let an agent propose the steps of a new run; each proposal is "
+@command(
+    "agent",
+    "Let an agent propose the steps of a new run; each proposal is "
     "schema-checked, recorded and executed by the engine.",
+    AGENT_OPTIONS,
+    cell=True,
 )
-@magic_options(AGENT_OPTIONS)
-def agent_cell(magics: Magics, session: Session, argv: list[str], cell: str | None) -> Any:
+def agent_cell(magics: Magics, session: Session, args: Any, cell: str | None) -> Any:
     """``%%rlam agent [options]`` with the task (or script) as the cell body."""
     if cell is None or not cell.strip():
         raise UsageError(
             "`%%rlam agent` is a cell command: put the task (or, with the scripted "
             "provider, the steps) in the cell body. See `%%rlam agent --help`."
         )
-    args = parse(agent_cell, argv)
-    if args is None:
-        return None
     try:
         limits = AgentLimits(args.max_steps, args.max_retries, args.max_run_retries)
     except ValueError as exc:

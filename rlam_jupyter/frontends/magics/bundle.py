@@ -7,27 +7,25 @@ from pathlib import Path
 from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.core.magic_arguments import argument, kwds, magic_arguments
 
 from rlam_jupyter.engine.session import Session
-from rlam_jupyter.frontends.magics.commands import command, parse
+from rlam_jupyter.frontends.magics.commands import command
+from rlam_jupyter.frontends.options import Option
 from rlam_jupyter.operations.bundle.export import export
 from rlam_jupyter.operations.bundle.importer import import_bundle
 from rlam_jupyter.operations.bundle.kernel_notebook import NotebookLookup, find_kernel_notebook
 
+EXPORT: list[Option] = [
+    (["notebook"], {"nargs": "?", "default": None}),
+    (["--out", "-o"], {"default": None}),
+    (["--runs"], {"nargs": "+", "default": None}),
+    (["--no-objects"], {"action": "store_true"}),
+    (["--no-llm-content"], {"action": "store_true"}),
+]
 
-@command("export")
-@magic_arguments("%rlam export")
-@kwds(add_help=True, description="Write a provenance bundle of this notebook and its runs.")
-@argument("notebook", nargs="?", default=None)
-@argument("--out", "-o", default=None)
-@argument("--runs", nargs="+", default=None)
-@argument("--no-objects", action="store_true")
-@argument("--no-llm-content", action="store_true")
-def export_command(magics: Any, session: Session, argv: list[str], cell: str | None) -> Any:
-    args = parse(export_command, argv)
-    if args is None:
-        return None
+
+@command("export", "Write a provenance bundle of this notebook and its runs.", EXPORT)
+def export_command(magics: Any, session: Session, args: Any, cell: str | None) -> Any:
     own = kernel_notebook(magics.shell, session)
     notebook = args.notebook or own.path
     is_own = own.path is not None and _same_file(notebook, own.path)
@@ -49,14 +47,8 @@ def export_command(magics: Any, session: Session, argv: list[str], cell: str | N
     return None
 
 
-@command("import")
-@magic_arguments("%rlam import")
-@kwds(add_help=True, description="Add a bundle's runs to this kernel's store.")
-@argument("bundle")
-def import_command(magics: Any, session: Session, argv: list[str], cell: str | None) -> Any:
-    args = parse(import_command, argv)
-    if args is None:
-        return None
+@command("import", "Add a bundle's runs to this kernel's store.", [(["bundle"], {})])
+def import_command(magics: Any, session: Session, args: Any, cell: str | None) -> Any:
     print(import_bundle(args.bundle, session.engine.layout).summary())
     return None
 

@@ -1,10 +1,9 @@
 """The ``%rlam NAME ...`` commands beyond the core ones, and the one way to declare them.
 
-A command is a function ``handler(magics, session, argv, cell)`` declared with
-:func:`command` and IPython's ``@magic_arguments``/``@argument`` decorators, in the
-module :data:`COMMAND_MODULES` names for it: that module is imported on first use, so
-``%load_ext rlam_jupyter`` stays cheap. :func:`parse` turns ``argv`` into options with
-IPython's ``MagicArgumentParser``, which raises ``UsageError`` on bad input.
+A command is a function declared with :func:`command`, in the module
+:data:`COMMAND_MODULES` names for it: that module is imported on first use, so
+``%load_ext rlam_jupyter`` stays cheap. Its options are parsed by IPython's
+``magic_arguments`` (``MagicArgumentParser``, which raises ``UsageError`` on bad input).
 """
 
 from __future__ import annotations
@@ -15,13 +14,15 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
-from IPython.core.magic_arguments import argument
+from IPython.core.magic_arguments import argument, kwds, magic_arguments
 
 from rlam_jupyter.engine.session import Session
 from rlam_jupyter.frontends.options import Option
 
 CommandHandler = Callable[[Magics, Session, list[str], "str | None"], Any]
-"""``handler(magics, session, argv, cell_body_or_None)``."""
+"""``handler(magics, session, argv, cell_body_or_None)``: what the dispatcher calls."""
+Command = Callable[[Magics, Session, Any, "str | None"], Any]
+"""``command(magics, session, options, cell_body_or_None)``: what a module declares."""
 
 COMMAND_MODULES = {
     "replay": "rlam_jupyter.frontends.magics.replay",
@@ -41,14 +42,26 @@ _HANDLERS: dict[str, CommandHandler] = {}
 _CELL_COMMANDS: set[str] = set()
 
 
-def command(name: str, *, cell: bool = False) -> Callable[[CommandHandler], CommandHandler]:
-    """Declare ``%rlam NAME ...`` (``cell=True``: also ``%%rlam NAME``)."""
+def command(
+    name: str, description: str, options: Iterable[Option] = (), *, cell: bool = False
+) -> Callable[[Command], Command]:
+    """Declare ``%rlam NAME ...`` (``cell=True``: also ``%%rlam NAME``) taking ``options``;
+    the function receives them parsed (``-h`` prints the help and never calls it)."""
 
-    def decorator(func: CommandHandler) -> CommandHandler:
-        _HANDLERS[name] = func
+    def decorator(func: Command) -> Command:
+        prog = f"{'%%' if cell else '%'}rlam {name}"
+        declared: Command = magic_arguments(prog)(
+            kwds(add_help=True, description=description)(magic_options(options)(func))
+        )
+
+        def handler(magics: Magics, session: Session, argv: list[str], body: str | None) -> Any:
+            parsed = parse(declared, argv)
+            return None if parsed is None else func(magics, session, parsed, body)
+
+        _HANDLERS[name] = handler
         if cell:
             _CELL_COMMANDS.add(name)
-        return func
+        return declared
 
     return decorator
 

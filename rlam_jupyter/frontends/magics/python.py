@@ -13,32 +13,36 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
-from IPython.core.magic_arguments import argument, kwds, magic_arguments
 
 from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.actions.python_cell import ACTION_NAME, python_spec
 from rlam_jupyter.engine.session import Session
 from rlam_jupyter.frontends.kernel import cell_info
 from rlam_jupyter.frontends.magics.cell import finish_cell
-from rlam_jupyter.frontends.magics.commands import command, parse
+from rlam_jupyter.frontends.magics.commands import command
+from rlam_jupyter.frontends.options import Option
+
+PYTHON_OPTIONS: list[Option] = [
+    (["--inputs"], {"nargs": "*", "default": [], "help": "artifact names the code reads"}),
+    (
+        ["--outputs"],
+        {"nargs": "*", "default": [], "help": "names the code defines, recorded as outputs"},
+    ),
+    (["--run"], {"default": None}),
+    (["--seed"], {"type": int, "default": None}),
+    (
+        ["--pure"],
+        {"action": "store_true", "help": "the code is deterministic: cache and re-execute it"},
+    ),
+    (["-v", "--verbose"], {"action": "store_true"}),
+]
 
 
-@command("python", cell=True)
-@magic_arguments("%%rlam python")
-@kwds(add_help=True, description="Run a reviewed Python cell as one recorded step.")
-@argument("--inputs", nargs="*", default=[], help="artifact names the code reads")
-@argument("--outputs", nargs="*", default=[], help="names the code defines, recorded as outputs")
-@argument("--run", default=None)
-@argument("--seed", type=int, default=None)
-@argument("--pure", action="store_true", help="the code is deterministic: cache and re-execute it")
-@argument("-v", "--verbose", action="store_true")
-def python_cell(magics: Magics, session: Session, argv: list[str], cell: str | None) -> Any:
+@command("python", "Run a reviewed Python cell as one recorded step.", PYTHON_OPTIONS, cell=True)
+def python_cell(magics: Magics, session: Session, args: Any, cell: str | None) -> Any:
     """``%%rlam python --inputs a b --outputs c``: execute the cell body as one step."""
     if cell is None:
         raise UsageError("`python` is a cell command: `%%rlam python --inputs ... --outputs ...`")
-    args = parse(python_cell, argv)
-    if args is None:
-        return None
     run = session.run_for(args.run, args.seed)
     if ACTION_NAME in session.engine.registry:
         raise UsageError(

@@ -5,33 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from IPython.core.magic_arguments import kwds, magic_arguments
-
 from rlam_jupyter.engine.session import Session
-from rlam_jupyter.frontends.magics.commands import command, magic_options, parse
+from rlam_jupyter.frontends.magics.commands import command
 from rlam_jupyter.frontends.options import DIFF, FORK, REPLAY, parse_overrides
 from rlam_jupyter.operations.replay import diff, fork, replay
 
 
-@command("replay")
-@magic_arguments("%rlam replay")
-@kwds(add_help=True, description="Restore a recorded run's outputs without re-running.")
-@magic_options(REPLAY)
-def replay_command(magics: Any, session: Session, argv: list[str], cell: str | None) -> Any:
-    args = parse(replay_command, argv)
-    if args is None:
-        return None
+@command("replay", "Restore a recorded run's outputs without re-running.", REPLAY)
+def replay_command(magics: Any, session: Session, args: Any, cell: str | None) -> Any:
     return replay(args.run, upto=args.upto, verify=args.verify, session=session)
 
 
-@command("fork")
-@magic_arguments("%rlam fork")
-@kwds(add_help=True, description="Branch a new run from a recorded step with overrides.")
-@magic_options(FORK)
-def fork_command(magics: Any, session: Session, argv: list[str], cell: str | None) -> Any:
-    args = parse(fork_command, argv)
-    if args is None:
-        return None
+@command("fork", "Branch a new run from a recorded step with overrides.", FORK)
+def fork_command(magics: Any, session: Session, args: Any, cell: str | None) -> Any:
     return fork(
         args.run,
         at=args.at,
@@ -42,12 +28,6 @@ def fork_command(magics: Any, session: Session, argv: list[str], cell: str | Non
     )
 
 
-@command("diff")
-@magic_arguments("%rlam diff")
-@kwds(add_help=True, description="Step-aligned differences of two runs.")
-@magic_options(DIFF)
-def diff_command(magics: Any, session: Session, argv: list[str], cell: str | None) -> Any:
-    args = parse(diff_command, argv)
-    if args is None:
-        return None
+@command("diff", "Step-aligned differences of two runs.", DIFF)
+def diff_command(magics: Any, session: Session, args: Any, cell: str | None) -> Any:
     return diff(args.run_a, args.run_b, session=session)
