@@ -49,7 +49,7 @@ def command(
     the function receives them parsed (``-h`` prints the help and never calls it)."""
 
     def decorator(func: Command) -> Command:
-        prog = f"{'%%' if cell else '%'}rlam {name}"
+        prog = f"{'%' if cell else ''}rlam {name}"  # IPython's help adds the leading %
         declared: Command = magic_arguments(prog)(
             kwds(add_help=True, description=description)(magic_options(options)(func))
         )
@@ -89,7 +89,8 @@ def parse(handler: Any, argv: list[str]) -> Any:
     try:
         return parser.parse_args(argv)
     except UsageError as exc:
-        raise UsageError(f"{parser.prog}: {exc}\n{parser.format_usage().strip()}") from None
+        usage = " ".join(parser.format_usage().removeprefix("::").split())
+        raise UsageError(f"%{parser.prog}: {exc}\nusage: {usage}") from None
     except SystemExit:  # -h / --help: argparse printed the help and wants to exit
         return None
 
