@@ -142,6 +142,7 @@ export class StepList extends Section {
     const { scrollTop } = this.viewport;
     const height = this.viewport.clientHeight || 30 * ROW_HEIGHT;
     const first = Math.max(0, Math.floor(scrollTop / ROW_HEIGHT) - OVERSCAN);
+    // Before the first page says how many steps there are, draw up to one page.
     const last = Math.min(
       info ? total : PAGE_SIZE,
       Math.ceil((scrollTop + height) / ROW_HEIGHT) + OVERSCAN
