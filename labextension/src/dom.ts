@@ -100,4 +100,4 @@ export function formatTime(iso: string | null | undefined): string {
 }
 
 /** A recorded parameter as the Python literal a user wrote (`None`, `True`, `'a'`). */
-export { pythonLiteral as formatValue } from './schemaForm';
+export { pythonLiteral as formatValue } from './schemaValues';

@@ -11,7 +11,8 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
-import { TracePanel, rlamIcon } from './panel';
+import { rlamIcon } from './icons';
+import { TracePanel } from './panel';
 
 const CATEGORY = 'R-LAM';
 
@@ -54,7 +55,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     const follow = (): void => {
       const current = tracker.currentWidget;
-      panel.setNotebook(link(current));
+      panel.model.setNotebook(link(current));
     };
     tracker.currentChanged.connect(follow);
     tracker.widgetAdded.connect((_, nb) => {
@@ -66,7 +67,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     void app.restored.then(follow);
 
-    const hasStep = () => panel.selectedStep !== null;
+    const { model } = panel;
+    const hasStep = () => model.detail !== null;
     const { commands } = app;
     commands.addCommand(CommandIDs.open, {
       label: 'R-LAM: Open Trace Browser',
@@ -74,34 +76,34 @@ const plugin: JupyterFrontEndPlugin<void> = {
       icon: rlamIcon,
       execute: () => {
         app.shell.activateById(panel.id);
-        void panel.refresh(true);
+        void model.refresh(true);
       }
     });
     commands.addCommand(CommandIDs.replay, {
       label: 'R-LAM: Replay to Selected Step',
       isEnabled: hasStep,
-      execute: () => panel.replaySelected()
+      execute: () => model.actions.replaySelected()
     });
     commands.addCommand(CommandIDs.fork, {
       label: 'R-LAM: Fork from Selected Step…',
       isEnabled: hasStep,
       execute: () => {
         app.shell.activateById(panel.id);
-        return panel.openForkForm();
+        return model.actions.openFork();
       }
     });
     commands.addCommand(CommandIDs.diff, {
       label: 'R-LAM: Diff Selected Run with…',
-      isEnabled: () => panel.selectedRunId !== null,
+      isEnabled: () => model.selectedRunId !== null,
       execute: () => {
         app.shell.activateById(panel.id);
-        panel.openDiff();
+        model.actions.openDiff();
       }
     });
     commands.addCommand(CommandIDs.exportBundle, {
       label: 'R-LAM: Export Provenance Bundle',
       isEnabled: () => tracker.currentWidget !== null,
-      execute: () => panel.exportBundle()
+      execute: () => model.actions.exportBundle()
     });
     if (palette) {
       for (const command of Object.values(CommandIDs)) {
