@@ -99,10 +99,19 @@ def open_lineage(engine: Engine, ref: str) -> Iterator[tuple[Lineage, Any]]:
         ctx.source.close()
 
 
-def seq_of(step: int | str | None) -> int | None:
-    """The step number a user named: a number, its text, or a step id (``<run>-<seq>``)."""
-    if step is None:
-        return None
+def find_step(lineage: Lineage, step: int | str) -> tuple[int, StepEntry]:
+    """The step a user named (its number, the number as text, or its step id
+    ``<run>-<seq>``) in the lineage's run, own or inherited; an error names the range."""
+    seq = _seq_of(step)
+    found = lineage.step(seq)
+    if found is None:
+        raise RlamError(
+            f"run {lineage.run.name} has no step {seq}; its steps are 1..{lineage.last_seq()}"
+        )
+    return seq, found[1]
+
+
+def _seq_of(step: int | str) -> int:
     if isinstance(step, int):
         return step
     text = str(step).strip()
@@ -112,13 +121,3 @@ def seq_of(step: int | str | None) -> int | None:
     if head and tail.isdigit():
         return int(tail)
     raise RlamError(f"{step!r} is not a step: give its number (seq) or its step id")
-
-
-def require_step(lineage: Lineage, seq: int) -> StepEntry:
-    """Step ``seq`` of the lineage's run (its own or inherited); an error names the range."""
-    found = lineage.step(seq)
-    if found is None:
-        raise RlamError(
-            f"run {lineage.run.name} has no step {seq}; its steps are 1..{lineage.last_seq()}"
-        )
-    return found[1]

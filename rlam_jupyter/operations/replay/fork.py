@@ -18,10 +18,9 @@ from rlam_jupyter.operations.recorded_actions import RecordedActions, Resolved, 
 from rlam_jupyter.operations.replay.context import (
     ReplayContext,
     StoreRef,
+    find_step,
     open_context,
-    require_step,
     resolve,
-    seq_of,
 )
 from rlam_jupyter.operations.replay.views import ForkReport
 from rlam_jupyter.store.run_index import Lineage, StepEntry
@@ -93,9 +92,7 @@ def fork(
     finally:
         ctx.source.close()
     parent = lineage.run
-    seq = seq_of(at)
-    assert seq is not None
-    entry = require_step(lineage, seq)
+    seq, entry = find_step(lineage, at)
     engine = ctx.engine
     actions = RecordedActions(engine.registry, rows_from_store(engine.layout))
     spec = _fork_spec(_fork_action(actions, entry), seq, parent.name)

@@ -11,13 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from rlam_jupyter.actions.registry import Registry
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.operations.replay.context import (
-    StoreRef,
-    open_context,
-    require_step,
-    resolve,
-    seq_of,
-)
+from rlam_jupyter.operations.replay.context import StoreRef, find_step, open_context, resolve
 from rlam_jupyter.operations.replay.progress import progress
 from rlam_jupyter.operations.replay.tables import short
 from rlam_jupyter.operations.replay.verify import verify_steps
@@ -54,9 +48,7 @@ def replay(
     try:
         run_id = resolve(ctx, run)
         lineage = ctx.source.lineage(run_id)
-        seq = seq_of(upto)
-        if seq is not None:
-            require_step(lineage, seq)
+        seq = None if upto is None else find_step(lineage, upto)[0]
         steps = list(lineage.steps(seq))
         report_steps, values = _restore(ctx.engine, lineage, steps)
         if verify:
