@@ -16,7 +16,8 @@ from rlam_jupyter.engine import Engine
 from rlam_jupyter.engine.session import Session
 from rlam_jupyter.frontends.kernel import kernel_session, user_namespace
 from rlam_jupyter.operations import replay as operations
-from rlam_jupyter.operations.replay.views import ForkReport, ReplayReport, RunDiff
+from rlam_jupyter.operations.replay.diff_views import RunDiff
+from rlam_jupyter.operations.replay.views import ForkReport, ReplayReport
 
 
 def replay(

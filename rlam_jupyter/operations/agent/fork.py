@@ -77,15 +77,10 @@ def _start_fork(
     engine: Engine, ref: str, seq: int, name: str | None, notebook: str | None
 ) -> tuple[Run, list[Any]]:
     """Open the fork run (names before ``seq`` bound lazily) and read the conversation."""
-    from rlam_jupyter.operations.replay import _context, resolve, start_fork_run
+    from rlam_jupyter.operations.replay import open_lineage, start_fork_run
 
-    ctx = _context(engine.layout, {}, None, engine.registry, engine)
-    try:
-        parent_id = resolve(ctx, ref)
-        lineage = ctx.source.lineage(parent_id)
-        messages = _conversation_before(ctx.source.connection(), lineage, parent_id, seq)
-    finally:
-        ctx.source.close()
+    with open_lineage(engine, ref) as (lineage, con):
+        messages = _conversation_before(con, lineage, lineage.run.run_id, seq)
     run = start_fork_run(
         engine, lineage, seq, name or f"{lineage.run.name}-fork{seq}-agent", notebook=notebook
     )

@@ -1,11 +1,12 @@
-"""What replay, fork and diff hand back: plain records that display as HTML tables in a
-notebook and as aligned text in a terminal (and turn into JSON for the CLI)."""
+"""What ``replay`` and ``fork`` hand back: plain records that display as HTML tables in a
+notebook and as aligned text in a terminal (and turn into JSON for the CLI). The report of
+``diff`` is in :mod:`rlam_jupyter.operations.replay.diff_views`."""
 
 from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,41 +17,14 @@ from rlam_jupyter.engine.trace import (
     steps_table_html,
     steps_table_text,
 )
-
-_STYLE = (
-    "<style>.rlam-replay td,.rlam-replay th{padding:2px 8px;text-align:left;vertical-align:top}"
-    ".rlam-bad td{color:var(--jp-error-color1,#d32f2f)}"
-    ".rlam-good td:nth-child(4){color:var(--jp-success-color1,#388e3c)}</style>"
+from rlam_jupyter.operations.replay.tables import (
+    TABLE_STYLE,
+    format_env_difference,
+    html_table,
+    text_table,
 )
+
 BAD_STATUSES = ("failed", "missing", "unrestorable", "incomplete", "interrupted", "diverged")
-
-
-def _table(caption: str, header: Sequence[str], rows: Sequence[tuple[str, Sequence[Any]]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        f"<tr class='{css}'>"
-        + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in values)
-        + "</tr>"
-        for css, values in rows
-    )
-    cap = f"<caption style='text-align:left'>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table class='rlam-replay'>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _text_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[("" if v is None else str(v)).replace("\n", " ") for v in row] for row in rows]
-    widths = [min(60, max([len(h)] + [len(r[i]) for r in cells])) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
-    for r in cells:
-        lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-    return "\n".join(lines)
-
-
-def format_env_difference(key: str, recorded: Any, now: Any, labels: tuple[str, str]) -> str:
-    """``packages.numpy: 1.26.4 (recorded) → 2.4.6 (now)``; absent sides say so."""
-    left = "absent" if recorded is None else str(recorded)
-    right = "absent" if now is None else str(now)
-    return f"{key}: {left} ({labels[0]}) → {right} ({labels[1]})"
 
 
 @dataclass(frozen=True)
@@ -183,20 +157,20 @@ class ReplayReport(RunsOutput):
         for s, values in zip(self.steps, self._rows(), strict=True):
             bad = s.status in BAD_STATUSES or s.verify == "diverged"
             rows.append(("rlam-bad" if bad else "rlam-good", values))
-        parts = [_table(self.summary(), self._header(), rows)]
+        parts = [html_table(self.summary(), self._header(), rows)]
         if self.env_differences:
             parts.append(
-                _table(
+                html_table(
                     "environment: recorded vs now",
                     ["what", "recorded", "now"],
                     [("", [k, a, b]) for k, a, b in self.env_differences],
                 )
             )
         parts += [f"<p>{html.escape(n)}</p>" for n in self.notes]
-        return "".join(parts) + _STYLE
+        return "".join(parts) + TABLE_STYLE
 
     def __repr__(self) -> str:
-        lines = [self.summary(), _text_table(self._header(), self._rows())]
+        lines = [self.summary(), text_table(self._header(), self._rows())]
         if self.not_verified:
             lines.append(
                 f"{len(self.not_verified)} step(s) not verified (not re-executed): "
@@ -299,167 +273,3 @@ class ForkReport(RunsOutput):
                 for r in self.results
             ],
         }
-
-
-@dataclass(frozen=True)
-class StepDiff:
-    """One aligned position of two runs and what differs there."""
-
-    seq: int
-    action_a: str | None
-    action_b: str | None
-    status_a: str | None
-    status_b: str | None
-    shared: bool
-    differences: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class MetricDiff:
-    seq: int
-    metric: str
-    a: Any
-    b: Any
-
-    @property
-    def delta(self) -> float | None:
-        if isinstance(self.a, (int, float)) and isinstance(self.b, (int, float)):
-            return float(self.b) - float(self.a)
-        return None
-
-
-@dataclass
-class RunDiff(RunsOutput):
-    """Step-aligned differences between two runs (aligned by step position)."""
-
-    a_id: str
-    a_name: str
-    b_id: str
-    b_name: str
-    steps: list[StepDiff]
-    metrics: list[MetricDiff]
-    env_differences: list[tuple[str, Any, Any]]
-
-    def output_runs(self) -> OutputRuns:
-        return OutputRuns(shown=(self.a_id, self.b_id))
-
-    @property
-    def differing(self) -> list[StepDiff]:
-        return [s for s in self.steps if s.differences]
-
-    @property
-    def identical(self) -> bool:
-        return not self.differing and not self.env_differences
-
-    def summary(self) -> str:
-        shared = sum(1 for s in self.steps if s.shared)
-        same = len(self.steps) - len(self.differing)
-        return (
-            f"{self.a_name} vs {self.b_name}: {len(self.steps)} aligned step(s), {same} identical "
-            f"({shared} shared by reference), {len(self.differing)} differ"
-            + (
-                f"; environment differs in {len(self.env_differences)} place(s)"
-                if self.env_differences
-                else ""
-            )
-        )
-
-    def _step_rows(self) -> list[list[Any]]:
-        return [
-            [
-                s.seq,
-                s.action_a if s.action_a == s.action_b else f"{s.action_a} | {s.action_b}",
-                s.status_a if s.status_a == s.status_b else f"{s.status_a} | {s.status_b}",
-                "; ".join(s.differences),
-            ]
-            for s in self.differing
-        ]
-
-    def _metric_rows(self) -> list[list[Any]]:
-        return [
-            [m.seq, m.metric, m.a, m.b, "" if m.delta is None else f"{m.delta:+.4g}"]
-            for m in self.metrics
-        ]
-
-    def _repr_html_(self) -> str:
-        parts = [
-            _table(
-                self.summary(),
-                ["#", "action", "status", "differences (a → b)"],
-                [("", r) for r in self._step_rows()],
-            )
-        ]
-        if self.metrics:
-            parts.append(
-                _table(
-                    "metrics",
-                    ["#", "metric", self.a_name, self.b_name, "change"],
-                    [("", r) for r in self._metric_rows()],
-                )
-            )
-        if self.env_differences:
-            parts.append(
-                _table(
-                    "environment",
-                    ["what", self.a_name, self.b_name],
-                    [("", [k, a, b]) for k, a, b in self.env_differences],
-                )
-            )
-        return "".join(parts) + _STYLE
-
-    def __repr__(self) -> str:
-        lines = [self.summary()]
-        if self.differing:
-            lines.append(
-                _text_table(["#", "action", "status", "differences (a → b)"], self._step_rows())
-            )
-        if self.metrics:
-            lines += [
-                "metrics:",
-                _text_table(["#", "metric", "a", "b", "change"], self._metric_rows()),
-            ]
-        if self.env_differences:
-            lines += ["environment:"] + [
-                "  " + format_env_difference(k, a, b, (self.a_name, self.b_name))
-                for k, a, b in self.env_differences
-            ]
-        return "\n".join(lines)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "a": {"run_id": self.a_id, "name": self.a_name},
-            "b": {"run_id": self.b_id, "name": self.b_name},
-            "steps": [
-                {
-                    "seq": s.seq,
-                    "action_a": s.action_a,
-                    "action_b": s.action_b,
-                    "status_a": s.status_a,
-                    "status_b": s.status_b,
-                    "shared": s.shared,
-                    "differences": list(s.differences),
-                }
-                for s in self.steps
-            ],
-            "metrics": [
-                {"seq": m.seq, "metric": m.metric, "a": m.a, "b": m.b, "delta": m.delta}
-                for m in self.metrics
-            ],
-            "env_differences": [{"what": k, "a": a, "b": b} for k, a, b in self.env_differences],
-        }
-
-
-def short(value: Any, limit: int = 40) -> str:
-    """A compact rendering for tables: hashes shortened, long reprs cut."""
-    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
-        return value[:12] + "…"
-    text = repr(value) if not isinstance(value, str) else value
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def describe_param_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    return [
-        f"{key}: {short(a.get(key, '∅'))} → {short(b.get(key, '∅'))}"
-        for key in sorted(set(a) | set(b))
-        if a.get(key) != b.get(key)
-    ]
