@@ -13,7 +13,6 @@ the reason in :class:`AgentOutcome` — never silently.
 from __future__ import annotations
 
 import dataclasses
-import html
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -22,99 +21,19 @@ from typing import Any
 
 from rlam_jupyter.actions.proposal import Proposal, ProposalRejected
 from rlam_jupyter.engine import Engine, Run
-from rlam_jupyter.engine.trace import (
-    CellInfo,
-    OutputRuns,
-    RunsOutput,
-    StepResult,
-    steps_table_html,
-    steps_table_text,
+from rlam_jupyter.engine.trace import CellInfo, StepResult
+from rlam_jupyter.operations.agent.messages import opening_messages, tool_answer
+from rlam_jupyter.operations.agent.outcome import (
+    STOPPED,
+    AgentLimits,
+    AgentOutcome,
+    PendingApproval,
 )
 from rlam_jupyter.operations.agent.proposers import Proposer, ProviderError
 from rlam_jupyter.operations.agent.recording import CallOutcome, record_call
 from rlam_jupyter.operations.agent.tools import Reply, ToolCall, agent_tools, to_proposal, unparsed
 from rlam_jupyter.policy import Approver, Decision
 from rlam_jupyter.store.journal import now_us
-from rlam_jupyter.values.preview import preview
-
-SYSTEM_PROMPT = """You carry out a data analysis by calling tools. Each tool is a \
-registered analysis action. Its parameters are literal JSON values; its inputs are the \
-names (strings) of artifacts produced by earlier calls. Name the outputs of a call with \
-the `_outputs` argument (a list of names) and pass those names to later calls. Call one \
-tool at a time. Each call is checked before it runs: if it is refused or fails you get \
-the precise error; fix the call and try again. When the task is done, answer with a short \
-summary and no tool call."""
-
-STOPPED = "stopped (budget)"
-
-
-@dataclass(frozen=True)
-class AgentLimits:
-    """Budgets of one agent run."""
-
-    max_steps: int = 20
-    """Proposals (step records) the agent may make in this run."""
-    max_retries: int = 2
-    """Failed or refused retries in a row answering one failure before the run fails."""
-    max_run_retries: int = 6
-    """Retries over the whole run."""
-
-    def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.max_retries < 0 or self.max_run_retries < 0:
-            raise ValueError("max_steps must be >= 1 and retry budgets >= 0")
-
-
-@dataclass
-class AgentOutcome(RunsOutput):
-    """How an agent run ended, why, and what it did. Displays as a table in a notebook."""
-
-    run_id: str
-    run_name: str
-    status: str
-    reason: str
-    results: list[StepResult]
-    call_ids: list[str]
-    messages: list[dict[str, Any]]
-    error: ProviderError | None = None
-    tokens: tuple[int, int] = (0, 0)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "succeeded"
-
-    def summary(self) -> str:
-        counts: dict[str, int] = {}
-        for result in self.results:
-            counts[result.status] = counts.get(result.status, 0) + 1
-        steps = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no steps"
-        return (
-            f"agent run {self.run_name} ({self.run_id}) {self.status}: {self.reason} "
-            f"[{steps}; {len(self.call_ids)} proposer call(s), "
-            f"{self.tokens[0]} in / {self.tokens[1]} out tokens]"
-        )
-
-    def output_runs(self) -> OutputRuns:
-        return OutputRuns(self.run_id, (self.run_id,), tuple(r.step_id for r in self.results))
-
-    def __repr__(self) -> str:
-        return self.summary() + "\n" + steps_table_text(self.results)
-
-    def _repr_html_(self) -> str:
-        colour = "var(--jp-success-color1,#2e7d32)" if self.ok else "var(--jp-error-color1,#d32f2f)"
-        return (
-            f"<div><b style='color:{colour}'>{html.escape(self.status)}</b> "
-            f"{html.escape(self.summary().split(': ', 1)[-1])}</div>"
-            + steps_table_html(self.results, f"agent run {self.run_name}")
-        )
-
-
-@dataclass(frozen=True)
-class PendingApproval:
-    """The loop is paused: a checked proposal waits for a person's decision."""
-
-    proposal: Proposal
-    step_seq: int
-    call_id: str
 
 
 @dataclass
@@ -166,7 +85,9 @@ class AgentLoop:
         self.end_run = end_run
         self.tools = agent_tools(engine.registry)
         self.messages: list[dict[str, Any]] = (
-            [dict(m) for m in messages] if messages is not None else _opening(run, task or "")
+            [dict(m) for m in messages]
+            if messages is not None
+            else opening_messages(run, task or "")
         )
         self.results: list[StepResult] = []
         self.call_ids: list[str] = []
@@ -332,7 +253,7 @@ class AgentLoop:
         if self.on_result is not None:
             self.on_result(proposal, result)
         self.messages.append(
-            {"role": "tool", "tool_call_id": call.id, "content": _tool_answer(result, proposal)}
+            {"role": "tool", "tool_call_id": call.id, "content": tool_answer(result, proposal)}
         )
         if result.ok:
             s.failure, s.consecutive = None, 0
@@ -371,7 +292,7 @@ class AgentLoop:
             )
             self.results.append(result)
             self.messages.append(
-                {"role": "tool", "tool_call_id": call.id, "content": _tool_answer(result)}
+                {"role": "tool", "tool_call_id": call.id, "content": tool_answer(result)}
             )
         self._finish("failed", reason)
 
@@ -417,38 +338,6 @@ class AgentLoop:
             (self.tokens[0], self.tokens[1]),
         )
         return s.outcome
-
-
-def _opening(run: Run, task: str) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
-    if run.bindings:
-        names = ", ".join(f"{n} ({b.kind})" for n, b in sorted(run.bindings.items())[:50])
-        messages.append(
-            {"role": "system", "content": f"Artifacts already available in this run: {names}."}
-        )
-    messages.append({"role": "user", "content": task.strip()})
-    return messages
-
-
-def _tool_answer(result: StepResult, proposal: Proposal | None = None) -> str:
-    """What the model reads back: the names bound (with a preview), or the precise error."""
-    if result.ok:
-        shown = []
-        targets = proposal.targets if proposal is not None else ()
-        names = list(targets) + list(result.values)[len(targets) :]
-        for name, value in zip(names, result.values.values(), strict=False):
-            text = preview(value, limit=300).replace("\n", " ")
-            shown.append(f"{name} = {text}")
-        cached = " (from cache)" if result.status == "cached" else ""
-        outputs = "; ".join(shown) or "no outputs"
-        return f"ok: step {result.seq} {result.action} {result.status}{cached}. {outputs}"
-    error = result.error
-    detail = f"{error.type}: {error.message}" if error else "no detail"
-    if result.status == "rejected":
-        if error is not None and error.message.startswith("not run:"):
-            return error.message
-        return f"rejected: {error.message if error else detail}"
-    return f"failed: step {result.seq} {result.action} raised {detail}"
 
 
 __all__ = ["STOPPED", "AgentLimits", "AgentLoop", "AgentOutcome", "PendingApproval"]

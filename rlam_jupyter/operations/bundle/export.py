@@ -105,23 +105,8 @@ def export(
     notebook_path = Path(notebook) if notebook is not None else None
     notebook_bytes = _read_notebook(notebook_path) if notebook_path is not None else None
     con = connect(layout)
-    notes: list[str] = []
     try:
-        refs: Sequence[str] | None = runs
-        if not refs and notebook_path is not None and notebook_bytes is not None:
-            refs, missing = notebook_runs(
-                con, notebook_path, notebook_bytes, kernel_writer=kernel_writer
-            )
-            if not refs:
-                raise RlamError(
-                    f"no run in the store at {layout.root} came from {notebook_path}; "
-                    "run its %%rlam cells first, or name the runs with --runs"
-                )
-            if missing:
-                notes.append(
-                    f"{len(missing)} run(s) named in the notebook's outputs are not in the "
-                    f"store at {layout.root} and are not in the bundle: {', '.join(missing)}"
-                )
+        refs, notes = _run_refs(con, layout, runs, notebook_path, notebook_bytes, kernel_writer)
         run_ids = select_runs(con, refs)
         trace = collect(con, run_ids, llm_content=include_llm_content)
     finally:
@@ -165,6 +150,33 @@ def export(
         steps_without_cell=contents.unmatched,
         notes=tuple(notes),
     )
+
+
+def _run_refs(
+    con: duckdb.DuckDBPyConnection,
+    layout: StoreLayout,
+    runs: Sequence[str] | None,
+    notebook_path: Path | None,
+    notebook_bytes: bytes | None,
+    kernel_writer: str | None,
+) -> tuple[Sequence[str] | None, list[str]]:
+    """The runs to export: ``runs`` when given, else the notebook's runs; and the notes
+    the export reports (the runs its outputs name that the store lacks)."""
+    notes: list[str] = []
+    if runs or notebook_path is None or notebook_bytes is None:
+        return runs, notes
+    refs, missing = notebook_runs(con, notebook_path, notebook_bytes, kernel_writer=kernel_writer)
+    if not refs:
+        raise RlamError(
+            f"no run in the store at {layout.root} came from {notebook_path}; "
+            "run its %%rlam cells first, or name the runs with --runs"
+        )
+    if missing:
+        notes.append(
+            f"{len(missing)} run(s) named in the notebook's outputs are not in the "
+            f"store at {layout.root} and are not in the bundle: {', '.join(missing)}"
+        )
+    return refs, notes
 
 
 def _read_notebook(path: Path) -> bytes:

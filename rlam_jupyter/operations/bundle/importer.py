@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from rlam_jupyter.operations.bundle import format as fmt
 from rlam_jupyter.operations.bundle.archive import DEFAULT_LIMITS, Limits
-from rlam_jupyter.operations.bundle.checks import Inspection, inspect_bundle
+from rlam_jupyter.operations.bundle.checks import inspect_bundle
+from rlam_jupyter.operations.bundle.inspection import Inspection
 from rlam_jupyter.operations.bundle.problems import BundleError, Problem
 from rlam_jupyter.store.atomic import write_atomically
 from rlam_jupyter.store.catalog import connect

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from rlam_jupyter.operations.bundle.archive import DEFAULT_LIMITS, Limits
-from rlam_jupyter.operations.bundle.checks import (
+from rlam_jupyter.operations.bundle.checks import inspect_bundle
+from rlam_jupyter.operations.bundle.inspection import (
     FAILED,
     INFO,
     OK,
     SKIPPED,
     Check,
     Inspection,
-    inspect_bundle,
 )
 from rlam_jupyter.operations.bundle.problems import BundleError, Problem
 from rlam_jupyter.operations.bundle.reexecute import (
