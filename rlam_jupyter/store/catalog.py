@@ -318,12 +318,6 @@ class SnapshotReader:
         ]
 
 
-def read_journals(layout: StoreLayout) -> tuple[dict[str, pa.Table], list[tuple[str, int, str]]]:
-    """Journal records not yet covered by compaction, one Arrow table per trace table."""
-    snapshot = take_snapshot(layout)
-    return snapshot.journal, snapshot.problems
-
-
 def _sql_list(paths: list[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 

@@ -28,7 +28,6 @@ import time
 import weakref
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -344,41 +343,3 @@ def _last_byte(path: Path, size: int) -> bytes:
     with open(path, "rb") as handle:
         handle.seek(size - 1)
         return handle.read(1)
-
-
-@dataclass
-class JournalReadReport:
-    """What a read found besides good records: torn tails and corrupt lines, by file."""
-
-    files: int = 0
-    records: int = 0
-    skipped: list[tuple[str, int, str]] = field(default_factory=list)
-    schema_versions: set[int] = field(default_factory=set)
-
-
-def iter_records(path: Path, report: JournalReadReport) -> Iterator[dict[str, Any]]:
-    """Yield the intact records of one journal file, reporting anything skipped.
-
-    The record-at-a-time reader; :mod:`rlam_jupyter.store.journal_reader` reads whole
-    files into Arrow tables and is what the catalog and compaction use."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:  # compacted and removed between listing and reading
-        return
-    report.files += 1
-    lines = data.split(b"\n")
-    torn_tail = lines[-1]
-    for lineno, line in enumerate(lines[:-1], start=1):
-        record = decode_line(line)
-        if record is None:
-            report.skipped.append((str(path), lineno, "checksum or JSON mismatch"))
-            continue
-        if record.get("_t") == "header":
-            report.schema_versions.add(int(record.get("schema_version", 0)))
-            continue
-        report.records += 1
-        yield record
-    if torn_tail:
-        report.skipped.append(
-            (str(path), len(lines), "torn last record (writer stopped mid-write)")
-        )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import mmap
 import os
-import stat
 import threading
 import zlib
 from collections.abc import Callable
@@ -114,19 +113,6 @@ def read_journal(path: Path, start: int = 0, first_line: int = 1) -> JournalChun
     except FileNotFoundError:  # compacted and removed between listing and reading
         return None
     return parse_journal(path, head, data, start, first_line)
-
-
-def read_head(path: Path) -> tuple[bytes, bytes] | None:
-    """The first line and all bytes of a journal file (None if it is gone)."""
-    try:
-        with open(path, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                return None  # a device or pipe in the journal folder is not a journal
-            data = handle.read()
-    except FileNotFoundError:
-        return None
-    newline = data.find(b"\n")
-    return (data[: newline + 1] if newline >= 0 else data), data
 
 
 def header_id_of(head: bytes) -> str | None:
