@@ -194,7 +194,7 @@ def test_a_newer_store_is_refused_with_the_upgrade_command(store: Path) -> None:
     header = json.loads(lines[0])
     header.pop("_c")
     header["schema_version"] = 99
-    from rlam_jupyter.store.journal import frame
+    from rlam_jupyter.store.journal_format import frame
 
     writer.path.write_bytes(frame(header) + b"".join(lines[1:]))
     with pytest.raises(StoreReadError, match=r"schema 99.*pip install -U rlam-jupyter"):
@@ -206,7 +206,7 @@ def test_a_newer_store_is_refused_with_the_upgrade_command(store: Path) -> None:
 def test_an_older_journal_without_version_reads(store: Path) -> None:
     folder = store / "journal" / "R0"
     folder.mkdir(parents=True)
-    from rlam_jupyter.store.journal import frame
+    from rlam_jupyter.store.journal_format import frame
 
     (folder / "w.jsonl").write_bytes(
         frame({"_t": "header", "run_id": "R0"})

@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from rlam_jupyter.errors import UnknownRunError
-from rlam_jupyter.store.journal import decode_line
+from rlam_jupyter.store.journal_format import decode_line
 from rlam_jupyter.store.journal_reader import JournalChunk, header_id_of, parse_journal
 from rlam_jupyter.store.layout import StoreLayout, resolve_store
 from rlam_jupyter.store.liveness import DEAD, Liveness, judge
