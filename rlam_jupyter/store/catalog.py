@@ -23,9 +23,10 @@ import pyarrow as pa
 from rlam_jupyter.errors import UnknownRunError
 from rlam_jupyter.store.journal_format import decode_line
 from rlam_jupyter.store.journal_reader import JournalChunk, header_id_of, parse_journal
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.liveness import DEAD, Liveness, judge
 from rlam_jupyter.store.manifest import Coverage, Manifest, load_manifests
+from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.store.schema import (
     IN_FLIGHT_STATUSES,
     INTERRUPTED,

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlam_jupyter.store.catalog import connect
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.resolve import resolve_store
 
 GRACE_S = 3600.0
 """Objects younger than this are never removed."""

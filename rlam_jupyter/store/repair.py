@@ -23,7 +23,8 @@ from typing import Any
 
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.journal import JournalWriter, now_us
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.store.schema import INTERRUPTED, RUNS, STEPS, WRITER_DIED
 
 

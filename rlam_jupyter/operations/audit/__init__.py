@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlam_jupyter.store.catalog import connect
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.store.schema import (
     IN_FLIGHT_STATUSES,
     INTERRUPTED,

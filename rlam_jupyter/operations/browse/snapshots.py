@@ -26,7 +26,8 @@ from rlam_jupyter.errors import RlamError
 from rlam_jupyter.operations.browse import queries
 from rlam_jupyter.store import catalog
 from rlam_jupyter.store.catalog import SnapshotReader, connect_snapshot, register_journal
-from rlam_jupyter.store.layout import DEFAULT_DIRNAME, StoreLayout, resolve_store
+from rlam_jupyter.store.layout import DEFAULT_DIRNAME, StoreLayout
+from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.store.schema import LATEST_BY
 
 

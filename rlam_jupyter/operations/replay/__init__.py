@@ -40,7 +40,8 @@ from rlam_jupyter.operations.replay.views import (
     describe_param_changes,
     short,
 )
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.store.run_index import IndexSource, Lineage, StepEntry
 from rlam_jupyter.store.schema import INTERRUPTED
 from rlam_jupyter.values.fingerprint import compare, fingerprint
