@@ -8,7 +8,9 @@ from pathlib import Path
 from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.actions.registry import Registry, build_spec
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.store.run_index import IndexSource, RunIndex, SavedRunIndex, load_saved
+from rlam_jupyter.store.index.memory import RunIndex
+from rlam_jupyter.store.index.saved import SavedRunIndex, load_saved
+from rlam_jupyter.store.index.source import IndexSource
 
 
 def noop(i: int = 0) -> int:

@@ -40,9 +40,11 @@ from rlam_jupyter.operations.replay.views import (
     describe_param_changes,
     short,
 )
+from rlam_jupyter.store.index.lineage import Lineage
+from rlam_jupyter.store.index.model import StepEntry
+from rlam_jupyter.store.index.source import IndexSource
 from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.resolve import resolve_store
-from rlam_jupyter.store.run_index import IndexSource, Lineage, StepEntry
 from rlam_jupyter.store.schema import INTERRUPTED
 from rlam_jupyter.values.fingerprint import compare, fingerprint
 from rlam_jupyter.values.hashing import canonicalize, digest_as
