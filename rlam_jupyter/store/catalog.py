@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import duckdb
 import pyarrow as pa
 
 from rlam_jupyter.errors import UnknownRunError
+from rlam_jupyter.store.index.lineage import fork_chain, fork_parents
 from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.store.schema import IN_FLIGHT_STATUSES, INTERRUPTED, LATEST_BY, TABLES
@@ -100,7 +101,7 @@ def connect_snapshot(snapshot: Snapshot) -> Connection:
             )
         else:
             con.execute(f"CREATE VIEW {name} AS SELECT DISTINCT ON (*) * FROM {events}")
-    con.execute(_RUN_STEPS_MACRO)
+    _register_run_steps(con)
     return con
 
 
@@ -162,19 +163,49 @@ def _number(header: dict[str, object] | None, key: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _register_run_steps(con: Connection) -> None:
+    """The ``run_steps(run_id)`` table macro: the run's steps and the prefix its ancestors
+    share, the chain of runs found by :func:`~rlam_jupyter.store.index.lineage.fork_chain`
+    (the one fork-lineage walker; DuckDB hands it the ``runs`` rows in one list)."""
+    con.create_function(
+        "_fork_chain", _fork_chain_rows, [_VARCHAR, _RUNS_ROWS], _CHAIN, side_effects=False
+    )
+    con.execute(_RUN_STEPS_MACRO)
+
+
+def _fork_chain_rows(run_id: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chain of ``run_id`` with each run's depth, keeping only runs the ``runs`` view
+    holds (a parent missing there has no steps to show)."""
+    parents = fork_parents(runs)
+    return [
+        {"run_id": link.run_id, "upto": link.upto, "depth": depth}
+        for depth, link in enumerate(fork_chain(run_id, parents.get))
+        if link.run_id in parents
+    ]
+
+
+_VARCHAR = duckdb.sqltype("VARCHAR")
+_RUNS_ROWS = duckdb.list_type(
+    duckdb.struct_type(
+        {"run_id": _VARCHAR, "parent_run_id": _VARCHAR, "fork_seq": duckdb.sqltype("BIGINT")}
+    )
+)
+_CHAIN = duckdb.list_type(
+    duckdb.struct_type(
+        {"run_id": _VARCHAR, "upto": duckdb.sqltype("BIGINT"), "depth": duckdb.sqltype("INTEGER")}
+    )
+)
 _RUN_STEPS_MACRO = """
 CREATE MACRO run_steps(rid) AS TABLE
-WITH RECURSIVE chain(run_id, parent_run_id, fork_seq, upto, depth) AS (
-    SELECT run_id, parent_run_id, fork_seq, 9223372036854775807::BIGINT, 0
-    FROM runs WHERE run_id = rid
-    UNION ALL
-    SELECT r.run_id, r.parent_run_id, r.fork_seq, least(c.upto, c.fork_seq), c.depth + 1
-    FROM runs r JOIN chain c ON r.run_id = c.parent_run_id
-    WHERE c.fork_seq IS NOT NULL AND c.depth < 10000
+WITH chain AS (
+    SELECT unnest(_fork_chain(rid, (
+        SELECT list({'run_id': run_id, 'parent_run_id': parent_run_id, 'fork_seq': fork_seq})
+        FROM runs
+    )), recursive := true)
 )
 SELECT s.*, c.depth AS inherited_depth
 FROM steps s JOIN chain c ON s.run_id = c.run_id
-WHERE s.seq < c.upto
+WHERE c.upto IS NULL OR s.seq < c.upto
 ORDER BY s.seq
 """
 
