@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.actions.registry import Registry, build_spec
-from rlam_jupyter.engine import Engine
+from rlam_jupyter.engine import Engine, Run
 from rlam_jupyter.operations.browse import queries
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.index.lineage import fork_chain, fork_parents
@@ -56,7 +56,8 @@ def test_saved_index_answers_like_the_in_memory_one(store: Path) -> None:
     assert saved.artifact(some) == memory.artifact(some)
 
 
-def test_lineage_of_a_fork_sees_the_parent_prefix_only(store: Path) -> None:
+def ended_parent_run(store: Path) -> tuple[Engine, Run]:
+    """An engine running ``noop``, and its ended run of ten steps that each bind ``x``."""
     actions = Registry()
     actions.add(build_spec(noop))
     engine = Engine(store, registry=actions)
@@ -64,6 +65,11 @@ def test_lineage_of_a_fork_sees_the_parent_prefix_only(store: Path) -> None:
     for i in range(10):
         engine.execute(parent, Proposal("noop", {"i": i}, {}, ("x",)))
     engine.end_run(parent)
+    return engine, parent
+
+
+def test_lineage_of_a_fork_sees_the_parent_prefix_only(store: Path) -> None:
+    engine, parent = ended_parent_run(store)
     child = engine.start_run("child", seed=1, parent_run_id=parent.run_id, fork_seq=4)
     engine.execute(child, Proposal("noop", {"i": 100}, {}, ("y",)))
     engine.end_run(child)
@@ -106,13 +112,7 @@ def steps_as_every_reader_sees_them(store: Path, run_id: str) -> list[list[tuple
 
 
 def test_every_reader_of_a_fork_of_a_fork_sees_the_same_steps(store: Path) -> None:
-    actions = Registry()
-    actions.add(build_spec(noop))
-    engine = Engine(store, registry=actions)
-    parent = engine.start_run("parent", seed=1)
-    for i in range(10):
-        engine.execute(parent, Proposal("noop", {"i": i}, {}, ("x",)))
-    engine.end_run(parent)
+    engine, parent = ended_parent_run(store)
     child = engine.start_run("child", seed=1, parent_run_id=parent.run_id, fork_seq=7)
     for i in range(7, 10):
         engine.execute(child, Proposal("noop", {"i": i}, {}, ("x",)))
