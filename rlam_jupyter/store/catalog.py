@@ -165,8 +165,9 @@ def _number(header: dict[str, object] | None, key: str) -> int | None:
 
 def _register_run_steps(con: Connection) -> None:
     """The ``run_steps(run_id)`` table macro: the run's steps and the prefix its ancestors
-    share, the chain of runs found by :func:`~rlam_jupyter.store.index.lineage.fork_chain`
-    (the one fork-lineage walker; DuckDB hands it the ``runs`` rows in one list)."""
+    share, along the chain :func:`~rlam_jupyter.store.index.lineage.fork_chain` finds
+    (DuckDB hands it the ``runs`` rows as one list). A Python function rather than a
+    recursive CTE, so SQL and the Python readers walk a lineage with the same code."""
     con.create_function(
         "_fork_chain", _fork_chain_rows, [_VARCHAR, _RUNS_ROWS], _CHAIN, side_effects=False
     )
@@ -175,7 +176,7 @@ def _register_run_steps(con: Connection) -> None:
 
 def _fork_chain_rows(run_id: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The chain of ``run_id`` with each run's depth, keeping only runs the ``runs`` view
-    holds (a parent missing there has no steps to show)."""
+    holds (the steps of a run whose run record is missing are not shown)."""
     parents = fork_parents(runs)
     return [
         {"run_id": link.run_id, "upto": link.upto, "depth": depth}
