@@ -18,7 +18,8 @@ from rlam_jupyter.engine import Engine
 from rlam_jupyter.frontends.cli import main
 from rlam_jupyter.operations.agent import ScriptedProposer, run_agent
 from rlam_jupyter.operations.audit import audit
-from rlam_jupyter.store.journal import JournalWriter, decode_line, frame, now_us
+from rlam_jupyter.store.journal import JournalWriter, now_us
+from rlam_jupyter.store.journal_format import decode_line, frame
 from rlam_jupyter.store.layout import StoreLayout
 
 SCRIPT = {

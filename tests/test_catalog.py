@@ -10,10 +10,11 @@ import pytest
 
 from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.engine import Engine, Run
-from rlam_jupyter.store import catalog
-from rlam_jupyter.store.catalog import SnapshotReader, connect, connect_snapshot
+from rlam_jupyter.store import snapshot
+from rlam_jupyter.store.catalog import connect, connect_snapshot
 from rlam_jupyter.store.compaction import compact
 from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.snapshot import SnapshotReader
 
 VIEWS = ["runs", "steps", "step_events", "artifacts", "edges", "environments", "journal_problems"]
 
@@ -44,13 +45,13 @@ def test_a_second_read_parses_only_the_appended_bytes(
     (journal,) = sorted((store / "journal").glob("*/*.jsonl"))
     size = journal.stat().st_size
     starts: list[tuple[Path, int]] = []
-    parse = catalog.parse_journal
+    parse = snapshot.parse_journal
 
     def recording(path: Path, head: bytes, data: bytes, start: int, first: int) -> Any:
         starts.append((path, start))
         return parse(path, head, data, start, first)
 
-    monkeypatch.setattr(catalog, "parse_journal", recording)
+    monkeypatch.setattr(snapshot, "parse_journal", recording)
     assert len(reader.read().journal["steps"]) == 6  # nothing changed: nothing parsed
     assert starts == []
     steps(engine, run, 3, 2)
@@ -108,13 +109,13 @@ def test_a_compaction_racing_a_warm_read_counts_every_record_once(
     same_as_connect(reader, store)
     steps(engine, run, 3, 2)
     engine.end_run(run)
-    load = catalog.load_manifests
+    load = snapshot.load_manifests
 
     def compact_then_load(layout: StoreLayout) -> Any:
         compact(layout)
         return load(layout)
 
-    monkeypatch.setattr(catalog, "load_manifests", compact_then_load)
+    monkeypatch.setattr(snapshot, "load_manifests", compact_then_load)
     con = connect_snapshot(reader.read())
     monkeypatch.undo()
     assert sorted((store / "journal").glob("*/*.jsonl")) == []

@@ -15,7 +15,7 @@ from double_action import double_registry
 from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.engine import Engine, Run
 from rlam_jupyter.errors import StoreReadError
-from rlam_jupyter.store import catalog, compaction
+from rlam_jupyter.store import compaction, snapshot
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.compaction import compact
 from rlam_jupyter.store.journal import JournalWriter
@@ -160,13 +160,13 @@ def test_reader_racing_a_compaction_sees_every_record_once(
     run_steps(engine, 3, "a")
     run_steps(engine, 2, "b")
     before = everything(store)
-    load = catalog.load_manifests
+    load = snapshot.load_manifests
 
     def compact_then_load(layout: StoreLayout) -> Any:
         compact(layout)
         return load(layout)
 
-    monkeypatch.setattr(catalog, "load_manifests", compact_then_load)
+    monkeypatch.setattr(snapshot, "load_manifests", compact_then_load)
     con = connect(store)
     monkeypatch.undo()
     assert journals(store) == []
@@ -194,7 +194,7 @@ def test_a_newer_store_is_refused_with_the_upgrade_command(store: Path) -> None:
     header = json.loads(lines[0])
     header.pop("_c")
     header["schema_version"] = 99
-    from rlam_jupyter.store.journal import frame
+    from rlam_jupyter.store.journal_format import frame
 
     writer.path.write_bytes(frame(header) + b"".join(lines[1:]))
     with pytest.raises(StoreReadError, match=r"schema 99.*pip install -U rlam-jupyter"):
@@ -206,7 +206,7 @@ def test_a_newer_store_is_refused_with_the_upgrade_command(store: Path) -> None:
 def test_an_older_journal_without_version_reads(store: Path) -> None:
     folder = store / "journal" / "R0"
     folder.mkdir(parents=True)
-    from rlam_jupyter.store.journal import frame
+    from rlam_jupyter.store.journal_format import frame
 
     (folder / "w.jsonl").write_bytes(
         frame({"_t": "header", "run_id": "R0"})

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from rlam_jupyter.errors import StoreWriteError
 from rlam_jupyter.store.catalog import connect
-from rlam_jupyter.store.journal import JournalWriter, decode_line, frame
+from rlam_jupyter.store.journal import JournalWriter
+from rlam_jupyter.store.journal_format import decode_line, frame
 from rlam_jupyter.store.journal_reader import read_journal
 from rlam_jupyter.store.layout import StoreLayout
 

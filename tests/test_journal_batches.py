@@ -11,8 +11,9 @@ import pyarrow as pa
 
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.compaction import compact
-from rlam_jupyter.store.journal import JournalWriter, frame
+from rlam_jupyter.store.journal import JournalWriter
 from rlam_jupyter.store.journal_batches import BATCH_LINES, batch_dir, list_batches
+from rlam_jupyter.store.journal_format import frame
 from rlam_jupyter.store.journal_reader import JournalChunk, read_journal
 from rlam_jupyter.store.layout import StoreLayout
 

@@ -259,7 +259,7 @@ def explode(n: int) -> int:
 
 
 def _header_of(path: Path) -> dict[str, Any]:
-    from rlam_jupyter.store.journal import decode_line
+    from rlam_jupyter.store.journal_format import decode_line
 
     record = decode_line(path.read_bytes().split(b"\n")[0])
     assert record is not None

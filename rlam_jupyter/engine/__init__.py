@@ -42,11 +42,13 @@ from rlam_jupyter.engine.trace import CellInfo, StepError, StepResult
 from rlam_jupyter.errors import StoreReadError, StoreWriteError
 from rlam_jupyter.policy import Approver, Policy
 from rlam_jupyter.store.cache import CacheEntry, StepCache
+from rlam_jupyter.store.index.memory import RunIndex
+from rlam_jupyter.store.index.model import ArtifactRef, StepEntry
 from rlam_jupyter.store.journal import JournalWriter, now_us
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.liveness import HOST
 from rlam_jupyter.store.objects import ObjectStore
-from rlam_jupyter.store.run_index import ArtifactRef, RunIndex, StepEntry
+from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.store.schema import INTERRUPTED, USER_INTERRUPT
 from rlam_jupyter.values.determinism import derive_seed
 from rlam_jupyter.values.digest import digest_bytes

@@ -27,7 +27,7 @@ from rlam_jupyter.actions.python_cell import ACTION_NAME as PYTHON
 from rlam_jupyter.actions.python_cell import spec_for_recorded_cell
 from rlam_jupyter.actions.rebuild import Rebuilt, RecordedSource, rebuild
 from rlam_jupyter.actions.registry import ActionSpec, Registry
-from rlam_jupyter.store.run_index import StepEntry
+from rlam_jupyter.store.index.model import StepEntry
 
 RowsLoader = Callable[[Sequence[str]], Iterable[Mapping[str, Any]]]
 """Given action versions, the ``actions`` rows recorded for them."""

@@ -32,7 +32,7 @@ from ulid import ULID
 from rlam_jupyter.store.atomic import fsync_dir
 from rlam_jupyter.store.journal_batches import remove_batches
 from rlam_jupyter.store.journal_reader import JournalChunk, header_id_of, read_journal
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.manifest import (
     Coverage,
     Manifest,
@@ -40,6 +40,7 @@ from rlam_jupyter.store.manifest import (
     publish,
     run_lock,
 )
+from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.store.schema import TABLES
 from rlam_jupyter.store.versioning import check_readable, parquet_metadata
 

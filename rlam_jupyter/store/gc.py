@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 
 from rlam_jupyter.store.catalog import connect
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.resolve import resolve_store
 
 GRACE_S = 3600.0
 """Objects younger than this are never removed."""

@@ -1,13 +1,9 @@
 """Append-only journal: the trace's source of truth, one file per (run, writer).
 
-Each line is one JSON object whose last field is a CRC32 of everything before it::
-
-    {"_t":"steps","run_id":"…",…,"_c":"1a2b3c4d"}
-
-so a line is still plain JSON (bulk readers parse whole files without copying them)
-and a torn or corrupt line is detected by its checksum, skipped and reported, never
-fatal. A record reaches the OS in one ``write`` before ``append`` returns (``fsync``
-too with ``RLAM_FSYNC=1``), so a killed kernel loses no completed step. No DuckDB
+Each line is one checksummed JSON object (:mod:`rlam_jupyter.store.journal_format`),
+so a torn or corrupt line is detected, skipped and reported, never fatal. A record
+reaches the OS in one ``write`` before ``append`` returns (``fsync`` too with
+``RLAM_FSYNC=1``), so a killed kernel loses no completed step. No DuckDB
 lock is ever taken: many kernels write at once, each to its own file. While its file is
 open a writer holds a lease on it (see :mod:`rlam_jupyter.store.liveness`), so readers
 can tell a writer that died from one that is still working. A journal has one writer
@@ -21,14 +17,11 @@ an Arrow IPC stream batch per record, which is why the journal is JSON Lines.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import time
 import weakref
-import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +29,7 @@ from ulid import ULID
 
 from rlam_jupyter.errors import StoreWriteError
 from rlam_jupyter.store.journal_batches import BatchBuffer
+from rlam_jupyter.store.journal_format import frame, line_id
 from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.liveness import (
     LEASE_FLOCK,
@@ -45,75 +39,10 @@ from rlam_jupyter.store.liveness import (
 )
 from rlam_jupyter.store.schema import SCHEMA_VERSION, TABLES
 
-CRC_FIELD = "_c"
-_TAIL_FIELDS = ("_t", CRC_FIELD)
-_TRAILER_HEAD = b',"_c":"'
-_TRAILER_LEN = len(_TRAILER_HEAD) + 8 + 2  # ,"_c":" + 8 hex digits + "}
-
 
 def now_us() -> int:
     """Wall-clock time in integer microseconds (the journal's time unit)."""
     return time.time_ns() // 1000
-
-
-def frame(record: Mapping[str, Any]) -> bytes:
-    """One journal line: the record as compact JSON with its checksum as last field.
-
-    ``None`` values are left out (readers fill missing columns with null), which keeps
-    lines short. The kind (``_t``) comes right before the checksum, where a bulk reader
-    finds it without parsing the line."""
-    fields = {k: v for k, v in record.items() if v is not None and k not in _TAIL_FIELDS}
-    if "_t" in record:
-        fields["_t"] = record["_t"]
-    body = json.dumps(fields, separators=(",", ":"), default=str).encode()
-    head = body[:-1]
-    return head + b',"_c":"%08x"}\n' % zlib.crc32(head)
-
-
-def line_id(line: bytes) -> str | None:
-    """The identity of a journal file: the checksum of its complete first line (None while
-    that line is incomplete). A later file of the same name has another."""
-    return f"{zlib.crc32(line):08x}" if line.endswith(b"\n") else None
-
-
-def decode_line(line: bytes | memoryview) -> dict[str, Any] | None:
-    """The record of one line (without its newline), or None when torn or corrupt.
-
-    Also reads the first format (``<crc32 hex> <json>``), so older journals stay readable."""
-    raw = bytes(line)
-    if raw.startswith(b"{"):
-        if not line_is_intact(raw):
-            return None
-        payload = raw
-    elif len(raw) >= 10 and raw[8:9] == b" ":
-        payload = raw[9:]
-        try:
-            if int(raw[:8], 16) != zlib.crc32(payload):
-                return None
-        except ValueError:
-            return None
-    else:
-        return None
-    try:
-        record = json.loads(payload)
-    except ValueError:
-        return None
-    if not isinstance(record, dict):
-        return None
-    record.pop(CRC_FIELD, None)
-    return record
-
-
-def line_is_intact(line: bytes) -> bool:
-    """True when a current-format line (no newline) carries a matching checksum."""
-    if len(line) <= _TRAILER_LEN or line[-_TRAILER_LEN:-10] != _TRAILER_HEAD:
-        return False
-    if line[-2:] != b'"}':
-        return False
-    try:
-        return int(line[-10:-2], 16) == zlib.crc32(memoryview(line)[: len(line) - _TRAILER_LEN])
-    except ValueError:
-        return False
 
 
 class JournalWriter:
@@ -344,41 +273,3 @@ def _last_byte(path: Path, size: int) -> bytes:
     with open(path, "rb") as handle:
         handle.seek(size - 1)
         return handle.read(1)
-
-
-@dataclass
-class JournalReadReport:
-    """What a read found besides good records: torn tails and corrupt lines, by file."""
-
-    files: int = 0
-    records: int = 0
-    skipped: list[tuple[str, int, str]] = field(default_factory=list)
-    schema_versions: set[int] = field(default_factory=set)
-
-
-def iter_records(path: Path, report: JournalReadReport) -> Iterator[dict[str, Any]]:
-    """Yield the intact records of one journal file, reporting anything skipped.
-
-    The record-at-a-time reader; :mod:`rlam_jupyter.store.journal_reader` reads whole
-    files into Arrow tables and is what the catalog and compaction use."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:  # compacted and removed between listing and reading
-        return
-    report.files += 1
-    lines = data.split(b"\n")
-    torn_tail = lines[-1]
-    for lineno, line in enumerate(lines[:-1], start=1):
-        record = decode_line(line)
-        if record is None:
-            report.skipped.append((str(path), lineno, "checksum or JSON mismatch"))
-            continue
-        if record.get("_t") == "header":
-            report.schema_versions.add(int(record.get("schema_version", 0)))
-            continue
-        report.records += 1
-        yield record
-    if torn_tail:
-        report.skipped.append(
-            (str(path), len(lines), "torn last record (writer stopped mid-write)")
-        )

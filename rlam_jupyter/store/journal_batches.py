@@ -26,8 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import blake3
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.json as pa_json
 
 from rlam_jupyter.store.atomic import write_atomically
+from rlam_jupyter.store.journal_format import parse_options
 
 BATCH_LINES = 1000
 CRC_COLUMN = "_crc"
@@ -82,11 +86,6 @@ class BatchBuffer:
 
 def _parse_lines(lines: list[bytes], kinds: set[bytes]) -> Any:
     """The lines parsed exactly as a reader of the journal would, plus their checksums."""
-    import pyarrow as pa
-    import pyarrow.json as pa_json
-
-    from rlam_jupyter.store.journal_reader import parse_options
-
     try:
         table = pa_json.read_json(
             pa.BufferReader(b"".join(lines)),
@@ -102,9 +101,6 @@ def _parse_lines(lines: list[bytes], kinds: set[bytes]) -> Any:
 
 
 def _write_batch(folder: Path, start: int, end: int, table: Any, header_id: str) -> None:
-    import pyarrow as pa
-    import pyarrow.ipc as ipc
-
     schema = table.schema.with_metadata({_HEADER_KEY: header_id.encode()})
     sink = pa.BufferOutputStream()
     with ipc.new_file(sink, schema) as writer:
@@ -134,9 +130,6 @@ def list_batches(journal: Path) -> list[tuple[int, int, Path]]:
 def load_batch(path: Path, header_id: str | None) -> Any:
     """A batch's rows, or None when it is unreadable, its bytes do not match the blake3
     in its name, or it belongs to another file of the same name (another header)."""
-    import pyarrow as pa
-    import pyarrow.ipc as ipc
-
     match = _NAME.match(path.name)
     try:
         data = pa.memory_map(str(path)).read_buffer()

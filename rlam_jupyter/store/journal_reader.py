@@ -1,12 +1,13 @@
 """Read journal files into Arrow tables in bulk: what the catalog and compaction use.
 
-Every line's shape is checked with numpy for the whole file at once and its CRC32
-with one call per line. A whole file whose every line is intact is then parsed by
-DuckDB's JSON reader (about twice as fast as Arrow's per core); its rows are matched to
-the checked lines by their checksums, so a line appended meanwhile is never taken in.
-Other ranges are parsed by Arrow's JSON reader straight from the file's bytes (a line is
-plain JSON, so nothing is copied). Old-format lines and anything the bulk parsers refuse
-fall back to the record-at-a-time decoder, so a bad record costs only itself.
+Every line is checked first (:mod:`rlam_jupyter.store.journal_scan`: its shape with
+numpy for the whole file at once, its CRC32 with one call per line). A whole file whose
+every line is intact is then parsed by DuckDB's JSON reader (about twice as fast as
+Arrow's per core); its rows are matched to the checked lines by their checksums, so a
+line appended meanwhile is never taken in. Other ranges are parsed by Arrow's JSON
+reader straight from the file's bytes (a line is plain JSON, so nothing is copied).
+Old-format lines and anything the bulk parsers refuse fall back to the record-at-a-time
+decoder, so a bad record costs only itself.
 """
 
 from __future__ import annotations
@@ -14,60 +15,27 @@ from __future__ import annotations
 import io
 import mmap
 import os
-import stat
 import threading
-import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from rlam_jupyter.store.journal import CRC_FIELD, decode_line, line_id
 from rlam_jupyter.store.journal_batches import CRC_COLUMN, list_batches, load_batch
+from rlam_jupyter.store.journal_format import (
+    CRC_FIELD,
+    UNION_SCHEMA,
+    decode_line,
+    line_id,
+    parse_options,
+)
+from rlam_jupyter.store.journal_scan import scan_lines, written_crc_digits, written_crcs
 from rlam_jupyter.store.schema import TABLES
-
-_TRAILER_HEAD = b',"_c":"'
-_TRAILER_LEN = len(_TRAILER_HEAD) + 10
-_KIND_TAIL = len('"_t":"environments"')
-
-
-def _union_schema() -> pa.Schema:
-    """Every column of every table (timestamps as their stored int microseconds), plus ``_t``."""
-    fields: dict[str, pa.DataType] = {"_t": pa.string()}
-    for table, schema in TABLES.items():
-        for column in schema:
-            kind = pa.int64() if pa.types.is_timestamp(column.type) else column.type
-            if fields.setdefault(column.name, kind) != kind:
-                raise TypeError(f"column {column.name!r} of {table} has two types")
-    return pa.schema(list(fields.items()))
-
-
-UNION_SCHEMA = _union_schema()
-
-
-_ALL_KINDS = pa_json.ParseOptions(explicit_schema=UNION_SCHEMA, unexpected_field_behavior="ignore")
-
-
-def parse_options(kinds: set[bytes]) -> pa_json.ParseOptions:
-    """Only the columns of the record kinds present: the parser fills every column of
-    its schema for every line, so a file of steps parses faster without the columns
-    of the other tables."""
-    names = {"_t"}
-    for kind in kinds:
-        name = kind.decode(errors="replace")
-        if name in TABLES:
-            names.update(TABLES[name].names)
-        elif name != "header":
-            return _ALL_KINDS  # a line that does not end with its kind: older writer
-    schema = pa.schema([f for f in UNION_SCHEMA if f.name in names])
-    return pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-
 
 _READ = pa_json.ReadOptions(block_size=1 << 20)  # several blocks: parsed in parallel
 
@@ -116,19 +84,6 @@ def read_journal(path: Path, start: int = 0, first_line: int = 1) -> JournalChun
     return parse_journal(path, head, data, start, first_line)
 
 
-def read_head(path: Path) -> tuple[bytes, bytes] | None:
-    """The first line and all bytes of a journal file (None if it is gone)."""
-    try:
-        with open(path, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                return None  # a device or pipe in the journal folder is not a journal
-            data = handle.read()
-    except FileNotFoundError:
-        return None
-    newline = data.find(b"\n")
-    return (data[: newline + 1] if newline >= 0 else data), data
-
-
 def header_id_of(head: bytes) -> str | None:
     """Identity of a journal file: the checksum of its (complete) first line."""
     return _header(head)[0]
@@ -142,8 +97,19 @@ def parse_journal(
     Every line is checked here; runs of intact lines that their writer already saved as
     an Arrow batch are taken from the batch instead of being parsed again."""
     header_id, version = _header(head)
-    chunk = JournalChunk(path, start, start, start + len(data), header_id, version)
-    keep, kinds_of, slow, line_ends = _scan(data, chunk, first_line)
+    scan = scan_lines(path, data, first_line)
+    chunk = JournalChunk(
+        path,
+        start,
+        start + scan.complete,
+        start + len(data),
+        header_id,
+        version,
+        lines=scan.lines,
+        problems=list(scan.problems),
+        torn=scan.torn,
+    )
+    keep, kinds_of, slow, line_ends = scan.spans, scan.kinds_of, scan.slow, scan.ends
     batches = _matching_batches(path, header_id, data, line_ends, keep, start)
     pieces: list[tuple[int, pa.Table]] = []
     readers = ["batches"] if batches else []
@@ -202,7 +168,7 @@ def _matching_batches(
         rows = load_batch(file, header_id)
         if rows is None or rows.num_rows != hi - lo + 1:
             continue
-        if not np.array_equal(_written_crcs(raw, ends[lo : hi + 1]), rows[CRC_COLUMN].to_numpy()):
+        if not np.array_equal(written_crcs(raw, ends[lo : hi + 1]), rows[CRC_COLUMN].to_numpy()):
             continue
         found.append((a, b, rows.drop_columns([CRC_COLUMN])))
     return found
@@ -232,123 +198,6 @@ def _header(line: bytes) -> tuple[str | None, int | None]:
     if record is None or record.get("_t") != "header":
         return header_id, None
     return header_id, int(record.get("schema_version", 0) or 0)
-
-
-def _scan(
-    data: Any, chunk: JournalChunk, lineno: int
-) -> tuple[list[tuple[int, int]], Callable[[], set[bytes]], list[dict[str, Any]], np.ndarray]:
-    """Check every line; returns byte spans of intact current-format lines to bulk-parse,
-    a function giving the record kinds they hold (``b""`` when a line does not say;
-    worked out only when lines are parsed rather than taken from batches), the decoded records
-    of lines that need the slow path (older format), and where every line ends.
-    ``data`` starts at ``chunk.start``, at line number ``lineno``.
-
-    The shape of every line (braces, trailer, hex digits, kind) is checked with numpy
-    for all lines at once; only the CRC32 itself is a call per line."""
-    size = len(data)
-    raw = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(raw == 0x0A)
-    count = len(ends)
-    complete = int(ends[-1]) + 1 if count else 0
-    chunk.lines += count
-    chunk.end = chunk.start + complete
-    starts = np.empty_like(ends)
-    if count:
-        starts[0] = 0
-        starts[1:] = ends[:-1] + 1
-    shaped = _well_shaped(raw, starts, ends)
-    candidates = np.flatnonzero(shaped)
-    bodies_from = starts[candidates].tolist()
-    bodies_to = (ends[candidates] - _TRAILER_LEN).tolist()
-    view = memoryview(data)
-    crc = zlib.crc32
-    bodies = map(view.__getitem__, map(slice, bodies_from, bodies_to))
-    actual = np.fromiter(map(crc, bodies), dtype=np.uint32, count=len(candidates))
-    intact = np.zeros(count, dtype=bool)
-    intact[candidates] = actual == _written_crcs(raw, ends[candidates])
-
-    @cache
-    def kinds_of() -> set[bytes]:
-        return _kinds(data, raw, starts[intact], ends[intact])
-
-    spans: list[tuple[int, int]] = []
-    slow: list[dict[str, Any]] = []
-    span_start = 0
-    for index in np.flatnonzero(~intact).tolist():
-        pos, end = int(starts[index]), int(ends[index])
-        if pos > span_start:
-            spans.append((span_start, pos))
-        span_start = end + 1
-        record = decode_line(view[pos:end])
-        if record is None:
-            chunk.problems.append((str(chunk.path), lineno + index, "checksum or JSON mismatch"))
-        elif record.get("_t") != "header":
-            slow.append(record)
-    if complete > span_start:
-        spans.append((span_start, complete))
-    if complete < size:
-        chunk.torn = (
-            str(chunk.path),
-            lineno + count,
-            "torn last record (writer stopped mid-write)",
-        )
-        chunk.problems.append(chunk.torn)
-    return spans, kinds_of, slow, ends
-
-
-def _well_shaped(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Lines that look like ``{…,"_c":"<8 hex digits>"}`` (their CRC still to check)."""
-    shaped: np.ndarray = ends - starts > _TRAILER_LEN
-    # Positions of too-short lines are pointed at a safe place; they are already False.
-    first = np.where(shaped, starts, 0)
-    last = np.where(shaped, ends, _TRAILER_LEN + 1)
-    shaped &= raw[first] == 0x7B  # "{"
-    shaped &= raw[last - 2] == 0x22  # '"'
-    shaped &= raw[last - 1] == 0x7D  # "}"
-    for offset, byte in enumerate(_TRAILER_HEAD):
-        shaped &= raw[last - _TRAILER_LEN + offset] == byte
-    digits = _HEX[raw[(last - 10)[:, None] + _EIGHT]]
-    shaped &= (digits < 16).all(axis=1)
-    return shaped
-
-
-def _written_crcs(raw: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The checksums the lines ending at ``ends`` carry (their digits already checked)."""
-    digits = _HEX[raw[(ends - 10)[:, None] + _EIGHT]].astype(np.uint32)
-    crcs: np.ndarray = (digits << _NIBBLE_SHIFTS).sum(axis=1, dtype=np.uint32)
-    return crcs
-
-
-def _kinds(data: bytes, raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> set[bytes]:
-    """The record kinds of intact lines: frame() writes the kind last,
-    ``…,"_t":"steps","_c":"…"}``, so the few distinct line tails name them all."""
-    tail_end = ends - _TRAILER_LEN
-    roomy = tail_end - _KIND_TAIL >= starts
-    window = raw[(tail_end[roomy] - _KIND_TAIL)[:, None] + _KIND_WINDOW]
-    # Where the last `"_t":"` starts in each window (-1: nowhere), as rfind would say.
-    at = np.full(len(window), -1)
-    for offset in range(_KIND_TAIL - len(_KIND_KEY) + 1):
-        at[(window[:, offset : offset + len(_KIND_KEY)] == _KIND_KEY).all(axis=1)] = offset
-    # Blank everything but the kind and its closing quote: the rows of a kind are equal.
-    window = np.where((at + len(_KIND_KEY))[:, None] <= _KIND_WINDOW, window, 0)
-    window[at < 0] = 0
-    rows = np.unique(window.view(f"S{_KIND_TAIL}").ravel()).tolist() if len(window) else []
-    kinds = {row.lstrip(b"\0")[:-1] for row in rows}
-    # A line too short for a whole window: look at it alone (rare, tiny records).
-    for a, b in zip(starts[~roomy].tolist(), tail_end[~roomy].tolist(), strict=True):
-        tail = bytes(data[a:b])
-        found = tail.rfind(b'"_t":"')
-        kinds.add(tail[found + 6 : -1] if found >= 0 else b"")
-    return kinds
-
-
-_KIND_KEY = np.frombuffer(b'"_t":"', dtype=np.uint8)
-_KIND_WINDOW = np.arange(_KIND_TAIL)
-_HEX = np.full(256, 255, dtype=np.uint8)
-_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
-_HEX[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint8)
-_EIGHT = np.arange(8)
-_NIBBLE_SHIFTS = np.arange(28, -1, -4, dtype=np.uint32)
 
 
 def _parse(
@@ -413,7 +262,7 @@ def _parse_whole_file(
     if table.num_rows < len(ends):
         return None
     table = table.slice(0, len(ends))
-    written = raw[(ends - 10)[:, None] + _EIGHT].copy().view("S8").ravel()
+    written = written_crc_digits(raw, ends)
     parsed = table.column(CRC_FIELD).cast(pa.binary()).to_numpy(zero_copy_only=False)
     if not np.array_equal(parsed.astype("S8"), written):
         return None
@@ -425,8 +274,6 @@ def _duckdb() -> Any:
     at once, one per thread; opening a connection costs more than parsing a file)."""
     connection = getattr(_connections, "value", None)
     if connection is None:
-        import duckdb
-
         connection = duckdb.connect(":memory:", config={"threads": 1})
         _connections.value = connection
     return connection

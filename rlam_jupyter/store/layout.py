@@ -5,7 +5,6 @@ Kept in one module so writers, readers, compaction and export agree on paths.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,21 +49,3 @@ class StoreLayout:
         if not self.journal_dir.is_dir():
             return []
         return sorted(self.journal_dir.glob("*/*.jsonl"))
-
-
-def resolve_store(store: str | os.PathLike[str] | None = None) -> StoreLayout:
-    """Pick the store folder: explicit argument, then ``RLAM_HOME``, then ``./.rlam``.
-
-    An ``s3://bucket/prefix`` store resolves to its local buffer, synced from the bucket
-    (see :mod:`rlam_jupyter.store.remote`)."""
-    chosen = os.fspath(store) if store is not None else os.environ.get("RLAM_HOME")
-    if isinstance(chosen, str) and chosen.startswith("s3://"):
-        from rlam_jupyter.store.remote import resolve_remote
-
-        return resolve_remote(chosen)
-    if store is not None:
-        return StoreLayout(Path(store).expanduser().resolve())
-    env = os.environ.get("RLAM_HOME")
-    if env:
-        return StoreLayout(Path(env).expanduser().resolve())
-    return StoreLayout((Path.cwd() / DEFAULT_DIRNAME).resolve())

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from rlam_jupyter.store.catalog import connect
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.store.schema import SCHEMA_VERSION, TABLES
 from rlam_jupyter.store.versioning import PARQUET_TABLE_KEY, PARQUET_VERSION_KEY
 

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from rlam_jupyter.store.catalog import connect
+from rlam_jupyter.store.catalog import Connection, connect
 from rlam_jupyter.store.journal import JournalWriter, now_us
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.store.schema import INTERRUPTED, RUNS, STEPS, WRITER_DIED
 
 
@@ -110,7 +111,9 @@ def repair(
     return report
 
 
-def _repair_run(con: Any, layout: StoreLayout, run_id: str, dry_run: bool) -> RepairedRun | None:
+def _repair_run(
+    con: Connection, layout: StoreLayout, run_id: str, dry_run: bool
+) -> RepairedRun | None:
     run = _rows(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
     if not run or run[0]["status"] != INTERRUPTED:
         return None  # ended meanwhile, or its newest record is in a part we cannot see
@@ -156,7 +159,7 @@ def _repair_run(con: Any, layout: StoreLayout, run_id: str, dry_run: bool) -> Re
     return repaired
 
 
-def _rows(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+def _rows(con: Connection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     cursor = con.execute(sql, params)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -67,7 +67,7 @@ def _register_repair(sub: Any, common: argparse.ArgumentParser) -> None:
 def _compact(args: argparse.Namespace) -> int:
     from rlam_jupyter.store.catalog import connect, resolve_run
     from rlam_jupyter.store.compaction import compact
-    from rlam_jupyter.store.layout import resolve_store
+    from rlam_jupyter.store.resolve import resolve_store
 
     layout = resolve_store(args.store)
     runs = None

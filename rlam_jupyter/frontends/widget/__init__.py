@@ -18,7 +18,8 @@ import traitlets
 from rlam_jupyter.frontends.kernel import kernel_session
 from rlam_jupyter.operations.browse import queries
 from rlam_jupyter.operations.browse.snapshots import Snapshot, SnapshotCache
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.values.digest import FIGURE_KIND
 
 _STATIC = Path(__file__).parent / "static"

@@ -10,7 +10,8 @@ from rlam_jupyter.operations.audit.report import AuditReport
 from rlam_jupyter.operations.audit.reproducibility import reproducibility_of
 from rlam_jupyter.operations.audit.run_audit import audit_run
 from rlam_jupyter.store.catalog import connect, resolve_run
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.resolve import resolve_store
 
 
 def audit(

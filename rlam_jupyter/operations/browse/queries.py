@@ -13,18 +13,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from rlam_jupyter.errors import RlamError, UnknownRunError
 from rlam_jupyter.store import catalog
+from rlam_jupyter.store.catalog import Connection
+from rlam_jupyter.store.index.lineage import ForkLink, fork_chain, fork_parents
 from rlam_jupyter.store.objects import ObjectStore
 from rlam_jupyter.store.schema import decode_json_column
 from rlam_jupyter.values import figures
 from rlam_jupyter.values.digest import FIGURE_KIND
 
-Connection = duckdb.DuckDBPyConnection
 Row = dict[str, Any]
 
 MAX_PAGE = 500
@@ -197,24 +197,11 @@ def steps_page(
     }
 
 
-def lineage(con: Connection, run_id: str) -> list[tuple[str, int | None]]:
+def lineage(con: Connection, run_id: str) -> list[ForkLink]:
     """The runs whose steps ``run_id`` sees, with the seq each is cut at (exclusive):
     the run itself, then its parent before the fork point, and so on (as ``run_steps``)."""
-    parents = {
-        r["run_id"]: (r["parent_run_id"], r["fork_seq"])
-        for r in rows(con, "SELECT run_id, parent_run_id, fork_seq FROM runs")
-    }
-    chain: list[tuple[str, int | None]] = [(run_id, None)]
-    upto: int | None = None
-    current = run_id
-    while current in parents and len(chain) < 10_000:
-        parent, fork_seq = parents[current]
-        if parent is None or fork_seq is None:
-            break
-        upto = fork_seq if upto is None else min(upto, fork_seq)
-        chain.append((parent, upto))
-        current = parent
-    return chain
+    runs = rows(con, "SELECT run_id, parent_run_id, fork_seq FROM runs")
+    return fork_chain(run_id, fork_parents(runs).get)
 
 
 def step(con: Connection, run_id: str, seq: int) -> Row:
@@ -280,7 +267,7 @@ def step(con: Connection, run_id: str, seq: int) -> Row:
 
 def _input_links(
     con: Connection,
-    chain: list[tuple[str, int | None]],
+    chain: list[ForkLink],
     seq: int,
     input_ids: dict[str, Any],
     input_names: dict[str, Any],

@@ -24,10 +24,12 @@ import pyarrow as pa
 
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.operations.browse import queries
-from rlam_jupyter.store import catalog
-from rlam_jupyter.store.catalog import SnapshotReader, connect_snapshot, register_journal
-from rlam_jupyter.store.layout import DEFAULT_DIRNAME, StoreLayout, resolve_store
+from rlam_jupyter.store import snapshot as store_snapshot
+from rlam_jupyter.store.catalog import connect_snapshot, register_journal
+from rlam_jupyter.store.layout import DEFAULT_DIRNAME, StoreLayout
+from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.store.schema import LATEST_BY
+from rlam_jupyter.store.snapshot import SnapshotReader
 
 
 class PathError(RlamError):
@@ -103,7 +105,7 @@ class Snapshot:
     con: duckdb.DuckDBPyConnection
     reader: SnapshotReader
     """Reads the next snapshot of the store from where this one left off."""
-    source: catalog.Snapshot | None = None
+    source: store_snapshot.Snapshot | None = None
     """The store snapshot the connection shows (its writers' verdicts are re-tested)."""
     _materialised: set[str] = field(default_factory=set)
     _views: dict[str, str] = field(default_factory=dict)
@@ -149,7 +151,7 @@ def _view_sql(con: duckdb.DuckDBPyConnection, view: str) -> str:
     return str(found[0]).replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1)
 
 
-def appended_snapshot(previous: Snapshot, stamp: str, store: catalog.Snapshot) -> Snapshot:
+def appended_snapshot(previous: Snapshot, stamp: str, store: store_snapshot.Snapshot) -> Snapshot:
     """``previous`` moved on to ``store``, which only appended ``store.appended`` to the
     journals: same connection with the journal tables swapped, the new step records
     merged into the ``steps`` table (the newest record per step wins, as in the view),
@@ -194,7 +196,7 @@ def open_snapshot(
 
 
 def _materialised_snapshot(
-    layout: StoreLayout, stamp: str, reader: SnapshotReader, store: catalog.Snapshot
+    layout: StoreLayout, stamp: str, reader: SnapshotReader, store: store_snapshot.Snapshot
 ) -> Snapshot:
     snapshot = Snapshot(layout, stamp, connect_snapshot(store), reader, store)
     snapshot.materialise("steps")

@@ -29,7 +29,8 @@ from rlam_jupyter.operations.bundle.prov_json import build_prov
 from rlam_jupyter.operations.bundle.ro_crate import build_ro_crate
 from rlam_jupyter.operations.bundle.trace_rows import TraceRows, arrow_table
 from rlam_jupyter.store.catalog import connect
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.store.schema import SCHEMA_VERSION
 from rlam_jupyter.values.hashing import hash_file
 

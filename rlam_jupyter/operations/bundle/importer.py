@@ -28,7 +28,8 @@ from rlam_jupyter.operations.bundle.problems import BundleError, Problem
 from rlam_jupyter.store.atomic import write_atomically
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.journal import JournalWriter
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.store.schema import TABLES
 
 

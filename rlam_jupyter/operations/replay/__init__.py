@@ -16,7 +16,7 @@
 
 Each finds its store, engine and session, and the run the user named, through
 :mod:`~rlam_jupyter.operations.replay.context`, and reads the run's compact step index
-(:mod:`rlam_jupyter.store.run_index`), not the whole store. The reports they return are in
+(:mod:`rlam_jupyter.store.index`), not the whole store. The reports they return are in
 :mod:`~rlam_jupyter.operations.replay.views` and
 :mod:`~rlam_jupyter.operations.replay.diff_views`. ``%rlam replay|fork|diff`` and
 ``rlam replay|diff|forks`` are thin wrappers around these functions.

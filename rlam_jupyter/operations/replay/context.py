@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING, Any
 from rlam_jupyter.actions.registry import Registry
 from rlam_jupyter.engine import Engine
 from rlam_jupyter.errors import RlamError
-from rlam_jupyter.store.layout import StoreLayout, resolve_store
-from rlam_jupyter.store.run_index import IndexSource, Lineage, StepEntry
+from rlam_jupyter.store.index.lineage import Lineage
+from rlam_jupyter.store.index.model import StepEntry
+from rlam_jupyter.store.index.source import IndexSource
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.resolve import resolve_store
 
 if TYPE_CHECKING:
     from rlam_jupyter.engine.session import Session

@@ -9,7 +9,8 @@ from rlam_jupyter.engine import Engine
 from rlam_jupyter.operations.replay.context import StoreRef, open_context, resolve
 from rlam_jupyter.operations.replay.diff_views import MetricDiff, RunDiff, StepDiff
 from rlam_jupyter.operations.replay.tables import describe_param_changes
-from rlam_jupyter.store.run_index import Lineage, StepEntry
+from rlam_jupyter.store.index.lineage import Lineage
+from rlam_jupyter.store.index.model import StepEntry
 from rlam_jupyter.values.fingerprint import compare
 
 if TYPE_CHECKING:

@@ -23,7 +23,8 @@ from rlam_jupyter.operations.replay.context import (
     resolve,
 )
 from rlam_jupyter.operations.replay.views import ForkReport
-from rlam_jupyter.store.run_index import Lineage, StepEntry
+from rlam_jupyter.store.index.lineage import Lineage
+from rlam_jupyter.store.index.model import StepEntry
 
 if TYPE_CHECKING:
     from rlam_jupyter.engine.session import Session

@@ -16,7 +16,8 @@ from rlam_jupyter.operations.replay.progress import progress
 from rlam_jupyter.operations.replay.tables import short
 from rlam_jupyter.operations.replay.verify import verify_steps
 from rlam_jupyter.operations.replay.views import ReplayReport, ReplayStep
-from rlam_jupyter.store.run_index import Lineage, StepEntry
+from rlam_jupyter.store.index.lineage import Lineage
+from rlam_jupyter.store.index.model import StepEntry
 from rlam_jupyter.store.schema import INTERRUPTED
 from rlam_jupyter.values.fingerprint import compare, fingerprint
 

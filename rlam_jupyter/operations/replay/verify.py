@@ -9,7 +9,8 @@ from rlam_jupyter.operations.recorded_actions import RecordedActions, rows_from_
 from rlam_jupyter.operations.replay.progress import progress
 from rlam_jupyter.operations.replay.tables import short
 from rlam_jupyter.operations.replay.views import ReplayStep
-from rlam_jupyter.store.run_index import Lineage, StepEntry
+from rlam_jupyter.store.index.lineage import Lineage
+from rlam_jupyter.store.index.model import StepEntry
 from rlam_jupyter.values.hashing import canonicalize, digest_as
 
 
