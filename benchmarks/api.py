@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from report import percentiles, write
 
 from rlam_jupyter.frontends.server.handlers import _steps_page
-from rlam_jupyter.operations.browse import queries
+from rlam_jupyter.operations.browse import queries, step_detail
 from rlam_jupyter.operations.browse.snapshots import SnapshotCache, store_stamp
 from rlam_jupyter.store.journal import JournalWriter, now_us
 from rlam_jupyter.store.layout import StoreLayout
@@ -190,7 +190,7 @@ def server_side(layout: StoreLayout, run_id: str, steps: int, repeat: int) -> li
 
     def one_step() -> None:
         con = cache.get(layout).materialise("artifacts", "edges")
-        assert queries.step(con, run_id, steps // 2)["seq"] == steps // 2
+        assert step_detail.step(con, run_id, steps // 2)["seq"] == steps // 2
 
     def runs() -> None:
         assert queries.runs(cache.get(layout).con)[0]["steps"] == steps

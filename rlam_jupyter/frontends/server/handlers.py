@@ -19,7 +19,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from rlam_jupyter.errors import RlamError
-from rlam_jupyter.operations.browse import queries
+from rlam_jupyter.operations.browse import artifacts, queries, step_detail
 from rlam_jupyter.operations.browse.snapshots import (
     PathError,
     Snapshot,
@@ -166,7 +166,9 @@ class StepHandler(TraceHandler):
     @tornado.web.authenticated
     async def get(self, ref: str, seq: str) -> None:
         await self.answer(
-            lambda s: queries.step(s.materialise("artifacts", "edges"), _run_id(s, ref), int(seq))
+            lambda s: step_detail.step(
+                s.materialise("artifacts", "edges"), _run_id(s, ref), int(seq)
+            )
         )
 
 
@@ -174,20 +176,20 @@ class GraphHandler(TraceHandler):
     @tornado.web.authenticated
     async def get(self, ref: str) -> None:
         await self.answer(
-            lambda s: queries.graph(s.materialise("artifacts", "edges"), _run_id(s, ref))
+            lambda s: artifacts.graph(s.materialise("artifacts", "edges"), _run_id(s, ref))
         )
 
 
 class EnvironmentHandler(TraceHandler):
     @tornado.web.authenticated
     async def get(self, ref: str) -> None:
-        await self.answer(lambda s: queries.environment(s.con, _run_id(s, ref)))
+        await self.answer(lambda s: artifacts.environment(s.con, _run_id(s, ref)))
 
 
 class ArtifactHandler(TraceHandler):
     @tornado.web.authenticated
     async def get(self, artifact_id: str) -> None:
-        await self.answer(lambda s: queries.artifact(s.materialise("artifacts"), artifact_id))
+        await self.answer(lambda s: artifacts.artifact(s.materialise("artifacts"), artifact_id))
 
 
 class ArtifactImageHandler(TraceHandler):
@@ -197,7 +199,9 @@ class ArtifactImageHandler(TraceHandler):
     @tornado.web.authenticated
     async def get(self, artifact_id: str) -> None:
         png = await self.query(
-            lambda s: queries.artifact_image(s.materialise("artifacts"), s.layout.root, artifact_id)
+            lambda s: artifacts.artifact_image(
+                s.materialise("artifacts"), s.layout.root, artifact_id
+            )
         )
         if png is _FAILED:
             return
@@ -213,7 +217,7 @@ class ActionsHandler(TraceHandler):
 
     @tornado.web.authenticated
     async def get(self) -> None:
-        data = await asyncio.get_running_loop().run_in_executor(_WORKER, queries.action_schemas)
+        data = await asyncio.get_running_loop().run_in_executor(_WORKER, artifacts.action_schemas)
         self.reply({"actions": data})
 
 

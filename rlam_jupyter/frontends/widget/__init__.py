@@ -16,7 +16,7 @@ import anywidget
 import traitlets
 
 from rlam_jupyter.frontends.kernel import kernel_session
-from rlam_jupyter.operations.browse import queries
+from rlam_jupyter.operations.browse import artifacts, queries, step_detail
 from rlam_jupyter.operations.browse.snapshots import Snapshot, SnapshotCache
 from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.resolve import resolve_store
@@ -101,7 +101,7 @@ class TraceBrowser(anywidget.AnyWidget):
             return
         try:
             con = self._snapshot().materialise("artifacts", "edges")
-            detail = queries.step(con, self.run_id, self.seq)
+            detail = step_detail.step(con, self.run_id, self.seq)
             for output in detail["output_artifacts"]:
                 output["image"] = self._figure_image(con, output)
             self.detail = detail
@@ -113,7 +113,7 @@ class TraceBrowser(anywidget.AnyWidget):
         if output.get("kind") != FIGURE_KIND or not output.get("restorable"):
             return None
         try:
-            png = queries.artifact_image(con, self._layout.root, output["artifact_id"])
+            png = artifacts.artifact_image(con, self._layout.root, output["artifact_id"])
         except (queries.NotFoundError, ValueError):
             return None  # the preview text still says what the figure is
         return "data:image/png;base64," + base64.b64encode(png).decode()
