@@ -45,10 +45,9 @@ from rlam_jupyter.store.cache import CacheEntry, StepCache
 from rlam_jupyter.store.index.memory import RunIndex
 from rlam_jupyter.store.index.model import ArtifactRef, StepEntry
 from rlam_jupyter.store.journal import JournalWriter, now_us
-from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.liveness import HOST
 from rlam_jupyter.store.objects import ObjectStore
-from rlam_jupyter.store.resolve import resolve_store
+from rlam_jupyter.store.resolve import StoreRef, resolve_store
 from rlam_jupyter.store.schema import INTERRUPTED, USER_INTERRUPT
 from rlam_jupyter.values.determinism import derive_seed
 from rlam_jupyter.values.digest import digest_bytes
@@ -153,13 +152,13 @@ class Engine:
 
     def __init__(
         self,
-        store: str | StoreLayout | None = None,
+        store: StoreRef = None,
         *,
         registry: Registry | None = None,
         policy: Policy | None = None,
         approver: Approver | None = None,
     ) -> None:
-        self.layout = store if isinstance(store, StoreLayout) else resolve_store(store)
+        self.layout = resolve_store(store)
         self.objects = ObjectStore(self.layout)
         self.registry = registry if registry is not None else default_registry()
         self.policy = policy or Policy()

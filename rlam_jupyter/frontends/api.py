@@ -18,13 +18,14 @@ from rlam_jupyter.frontends.kernel import kernel_session, user_namespace
 from rlam_jupyter.operations import replay as operations
 from rlam_jupyter.operations.replay.diff_views import RunDiff
 from rlam_jupyter.operations.replay.views import ForkReport, ReplayReport
+from rlam_jupyter.store.resolve import StoreRef
 
 
 def replay(
     run: str,
     upto: int | str | None = None,
     verify: bool = False,
-    store: Any = None,
+    store: StoreRef = None,
     *,
     namespace: MutableMapping[str, Any] | None = None,
     session: Session | None = None,
@@ -50,7 +51,7 @@ def fork(
     run: str,
     at: int | str,
     params: Mapping[str, Any] | None = None,
-    store: Any = None,
+    store: StoreRef = None,
     **options: Any,
 ) -> ForkReport:
     """Branch a new run from step ``at`` of ``run`` with parameter overrides;
@@ -61,7 +62,7 @@ def fork(
     return operations.fork(run, at, params, store, namespace=namespace, session=session, **options)
 
 
-def diff(a: str, b: str, store: Any = None, *, session: Session | None = None) -> RunDiff:
+def diff(a: str, b: str, store: StoreRef = None, *, session: Session | None = None) -> RunDiff:
     """Step-aligned differences of two runs; see :func:`rlam_jupyter.operations.replay.diff`."""
     return operations.diff(a, b, store, session=session or kernel_session())
 

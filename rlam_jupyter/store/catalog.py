@@ -11,7 +11,6 @@ records it so.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -20,8 +19,7 @@ import pyarrow as pa
 
 from rlam_jupyter.errors import UnknownRunError
 from rlam_jupyter.store.index.lineage import fork_chain, fork_parents
-from rlam_jupyter.store.layout import StoreLayout
-from rlam_jupyter.store.resolve import resolve_store
+from rlam_jupyter.store.resolve import StoreRef, resolve_store
 from rlam_jupyter.store.schema import IN_FLIGHT_STATUSES, INTERRUPTED, LATEST_BY, TABLES
 from rlam_jupyter.store.snapshot import Snapshot, take_snapshot
 
@@ -33,7 +31,7 @@ def _sql_list(paths: list[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
 
-def connect(store: str | os.PathLike[str] | StoreLayout | None = None) -> Connection:
+def connect(store: StoreRef = None) -> Connection:
     """Open a read-only DuckDB view of a trace store.
 
     Views: ``runs``, ``steps`` (one row per step, its newest state), ``step_events``
@@ -49,7 +47,7 @@ def connect(store: str | os.PathLike[str] | StoreLayout | None = None) -> Connec
     Compacted runs are read from Parquet partitioned by run, so a query for one run
     opens only that run's files; open runs come from their journals.
     """
-    layout = store if isinstance(store, StoreLayout) else resolve_store(store)
+    layout = resolve_store(store)
     return connect_snapshot(take_snapshot(layout))
 
 

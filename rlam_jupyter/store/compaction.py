@@ -40,7 +40,7 @@ from rlam_jupyter.store.manifest import (
     publish,
     run_lock,
 )
-from rlam_jupyter.store.resolve import resolve_store
+from rlam_jupyter.store.resolve import StoreRef, resolve_store
 from rlam_jupyter.store.schema import TABLES
 from rlam_jupyter.store.versioning import check_readable, parquet_metadata
 
@@ -87,7 +87,7 @@ class CompactionReport:
 
 
 def compact(
-    store: str | os.PathLike[str] | StoreLayout | None = None,
+    store: StoreRef = None,
     runs: list[str] | None = None,
     *,
     include_open: bool = False,
@@ -97,7 +97,7 @@ def compact(
     compacts open runs up to now, keeping their journals for the records still to come.
 
     Safe while kernels write and readers read; returns a :class:`CompactionReport`."""
-    layout = store if isinstance(store, StoreLayout) else resolve_store(store)
+    layout = resolve_store(store)
     started = time.perf_counter()
     run_ids = runs if runs is not None else journal_run_ids(layout)
 

@@ -8,13 +8,11 @@ a new step reuses it, so a recent object may be referenced by a record not yet w
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 
 from rlam_jupyter.store.catalog import connect
-from rlam_jupyter.store.layout import StoreLayout
-from rlam_jupyter.store.resolve import resolve_store
+from rlam_jupyter.store.resolve import StoreRef, resolve_store
 
 GRACE_S = 3600.0
 """Objects younger than this are never removed."""
@@ -49,13 +47,13 @@ class GcReport:
 
 
 def gc(
-    store: str | os.PathLike[str] | StoreLayout | None = None,
+    store: StoreRef = None,
     *,
     dry_run: bool = False,
     grace_s: float = GRACE_S,
 ) -> GcReport:
     """Remove objects that no artifact of any run references; never a referenced one."""
-    layout = store if isinstance(store, StoreLayout) else resolve_store(store)
+    layout = resolve_store(store)
     report = GcReport(dry_run=dry_run)
     con = connect(layout)
     try:

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rlam_jupyter.store.catalog import connect
-from rlam_jupyter.store.layout import StoreLayout
-from rlam_jupyter.store.resolve import resolve_store
+from rlam_jupyter.store.resolve import StoreRef, resolve_store
 from rlam_jupyter.store.schema import SCHEMA_VERSION, TABLES
 from rlam_jupyter.store.versioning import PARQUET_TABLE_KEY, PARQUET_VERSION_KEY
 
@@ -27,7 +26,7 @@ TABLE_ORDER = ("runs", "steps", *[t for t in TABLES if t not in ("runs", "steps"
 
 def export_parquet(
     dest: str | os.PathLike[str],
-    store: str | os.PathLike[str] | StoreLayout | None = None,
+    store: StoreRef = None,
     *,
     events: bool = False,
 ) -> dict[str, Any]:
@@ -37,7 +36,7 @@ def export_parquet(
 
     Each file is written under a temporary name and renamed, so a reader of ``dest``
     never sees half a file."""
-    layout = store if isinstance(store, StoreLayout) else resolve_store(store)
+    layout = resolve_store(store)
     folder = Path(dest).expanduser().resolve()
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

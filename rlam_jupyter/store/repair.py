@@ -15,7 +15,6 @@ repaired: only a writer shown dead is.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 from rlam_jupyter.store.catalog import Connection, connect
 from rlam_jupyter.store.journal import JournalWriter, now_us
 from rlam_jupyter.store.layout import StoreLayout
-from rlam_jupyter.store.resolve import resolve_store
+from rlam_jupyter.store.resolve import StoreRef, resolve_store
 from rlam_jupyter.store.schema import INTERRUPTED, RUNS, STEPS, WRITER_DIED
 
 
@@ -82,11 +81,9 @@ class RepairReport:
         }
 
 
-def repair(
-    store: str | os.PathLike[str] | StoreLayout | None = None, *, dry_run: bool = False
-) -> RepairReport:
+def repair(store: StoreRef = None, *, dry_run: bool = False) -> RepairReport:
     """Record interrupted steps and end the runs of dead writers (see the module docstring)."""
-    layout = store if isinstance(store, StoreLayout) else resolve_store(store)
+    layout = resolve_store(store)
     report = RepairReport(dry_run=dry_run)
     con = connect(layout)
     try:

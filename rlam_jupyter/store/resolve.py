@@ -13,12 +13,18 @@ from pathlib import Path
 from rlam_jupyter.store.layout import DEFAULT_DIRNAME, StoreLayout
 from rlam_jupyter.store.remote import resolve_remote
 
+StoreRef = StoreLayout | str | os.PathLike[str] | None
+"""What every public function taking ``store=`` accepts: a resolved layout, a folder, an
+``s3://`` URL, or None (``RLAM_HOME``, else ``./.rlam``)."""
 
-def resolve_store(store: str | os.PathLike[str] | None = None) -> StoreLayout:
+
+def resolve_store(store: StoreRef = None) -> StoreLayout:
     """Pick the store folder: explicit argument, then ``RLAM_HOME``, then ``./.rlam``.
 
     An ``s3://bucket/prefix`` store resolves to its local buffer, synced from the bucket
-    (see :mod:`rlam_jupyter.store.remote`)."""
+    (see :mod:`rlam_jupyter.store.remote`); a layout is already resolved."""
+    if isinstance(store, StoreLayout):
+        return store
     chosen = os.fspath(store) if store is not None else os.environ.get("RLAM_HOME")
     if isinstance(chosen, str) and chosen.startswith("s3://"):
         return resolve_remote(chosen)

@@ -19,7 +19,7 @@ from rlam_jupyter.frontends.kernel import kernel_session
 from rlam_jupyter.operations.browse import artifacts, queries, step_detail
 from rlam_jupyter.operations.browse.snapshots import Snapshot, SnapshotCache
 from rlam_jupyter.store.layout import StoreLayout
-from rlam_jupyter.store.resolve import resolve_store
+from rlam_jupyter.store.resolve import StoreRef, resolve_store
 from rlam_jupyter.values.digest import FIGURE_KIND
 
 _STATIC = Path(__file__).parent / "static"
@@ -132,7 +132,7 @@ def _kernel_store() -> StoreLayout | None:
     return session.engine.layout if session is not None else None
 
 
-def browse(run: str | None = None, store: str | StoreLayout | None = None) -> TraceBrowser:
+def browse(run: str | None = None, store: StoreRef = None) -> TraceBrowser:
     """An inline trace browser of ``store`` (default: this kernel's store, else
     ``RLAM_HOME`` or ``./.rlam``), opened on ``run`` (id, name or id prefix)."""
     if isinstance(store, StoreLayout):

@@ -24,13 +24,14 @@ from rlam_jupyter.operations.agent.tools import (
     to_proposal,
 )
 from rlam_jupyter.policy import Approver
+from rlam_jupyter.store.resolve import StoreRef
 
 
 def run_agent(
     task: str,
     proposer: Proposer,
     *,
-    store: Any = None,
+    store: StoreRef = None,
     engine: Engine | None = None,
     name: str | None = None,
     seed: int = 0,

@@ -20,6 +20,7 @@ from rlam_jupyter.errors import RlamError
 from rlam_jupyter.operations.agent.loop import AgentLimits, AgentLoop, AgentOutcome
 from rlam_jupyter.operations.agent.proposers import Proposer
 from rlam_jupyter.policy import Approver
+from rlam_jupyter.store.resolve import StoreRef
 
 
 def fork_agent(
@@ -28,7 +29,7 @@ def fork_agent(
     proposer: Proposer | None = None,
     params: Mapping[str, Any] | None = None,
     *,
-    store: Any = None,
+    store: StoreRef = None,
     engine: Engine | None = None,
     name: str | None = None,
     limits: AgentLimits | None = None,

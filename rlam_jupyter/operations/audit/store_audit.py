@@ -3,20 +3,17 @@ for Reproducibility Success unless told not to, and gathered in one report."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rlam_jupyter.operations.audit.queries import run_ids_oldest_first
 from rlam_jupyter.operations.audit.report import AuditReport
 from rlam_jupyter.operations.audit.reproducibility import reproducibility_of
 from rlam_jupyter.operations.audit.run_audit import audit_run
 from rlam_jupyter.store.catalog import connect, resolve_run
-from rlam_jupyter.store.layout import StoreLayout
-from rlam_jupyter.store.resolve import resolve_store
+from rlam_jupyter.store.resolve import StoreRef, resolve_store
 
 
 def audit(
     run: str | None = None,
-    store: Any = None,
+    store: StoreRef = None,
     *,
     reproduce: bool = True,
 ) -> AuditReport:
@@ -24,7 +21,7 @@ def audit(
 
     ``reproduce=False`` skips the re-execution that measures Reproducibility Success.
     """
-    layout = store if isinstance(store, StoreLayout) else resolve_store(store)
+    layout = resolve_store(store)
     con = connect(layout)
     try:
         run_ids = run_ids_oldest_first(con) if run is None else [resolve_run(con, run)]

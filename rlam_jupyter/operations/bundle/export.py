@@ -30,7 +30,7 @@ from rlam_jupyter.operations.bundle.ro_crate import build_ro_crate
 from rlam_jupyter.operations.bundle.trace_rows import TraceRows, arrow_table
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.layout import StoreLayout
-from rlam_jupyter.store.resolve import resolve_store
+from rlam_jupyter.store.resolve import StoreRef, resolve_store
 from rlam_jupyter.store.schema import SCHEMA_VERSION
 from rlam_jupyter.values.hashing import hash_file
 
@@ -88,7 +88,7 @@ def export(
     notebook: str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] | None = None,
     runs: Sequence[str] | None = None,
-    store: str | os.PathLike[str] | StoreLayout | None = None,
+    store: StoreRef = None,
     *,
     include_objects: bool = True,
     include_llm_content: bool = True,
@@ -102,7 +102,7 @@ def export(
     there (its runs belong to the notebook even before the notebook is saved). Raises
     :class:`RlamError` naming what is missing (a run, the notebook, an object).
     """
-    layout = store if isinstance(store, StoreLayout) else resolve_store(store)
+    layout = resolve_store(store)
     notebook_path = Path(notebook) if notebook is not None else None
     notebook_bytes = _read_notebook(notebook_path) if notebook_path is not None else None
     con = connect(layout)

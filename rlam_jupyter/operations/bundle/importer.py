@@ -29,7 +29,7 @@ from rlam_jupyter.store.atomic import write_atomically
 from rlam_jupyter.store.catalog import connect
 from rlam_jupyter.store.journal import JournalWriter
 from rlam_jupyter.store.layout import StoreLayout
-from rlam_jupyter.store.resolve import resolve_store
+from rlam_jupyter.store.resolve import StoreRef, resolve_store
 from rlam_jupyter.store.schema import TABLES
 
 
@@ -74,7 +74,7 @@ class ImportResult:
 
 def import_bundle(
     path: str | os.PathLike[str],
-    store: str | os.PathLike[str] | StoreLayout | None = None,
+    store: StoreRef = None,
     *,
     limits: Limits = DEFAULT_LIMITS,
 ) -> ImportResult:
@@ -85,7 +85,7 @@ def import_bundle(
             raise BundleError(
                 inspection.problems, f"refused to import {Path(path).name}; nothing was written"
             )
-        layout = store if isinstance(store, StoreLayout) else resolve_store(store)
+        layout = resolve_store(store)
         return _write(inspection, layout)
     finally:
         inspection.close()

@@ -24,11 +24,12 @@ Each finds its store, engine and session, and the run the user named, through
 
 from __future__ import annotations
 
-from rlam_jupyter.operations.replay.context import StoreRef, open_lineage, resolve
+from rlam_jupyter.operations.replay.context import open_lineage, resolve
 from rlam_jupyter.operations.replay.diff import diff
 from rlam_jupyter.operations.replay.fork import ForkRejected, fork, start_fork_run
 from rlam_jupyter.operations.replay.fork_tree import fork_tree
 from rlam_jupyter.operations.replay.restore import replay
+from rlam_jupyter.store.resolve import StoreRef
 
 __all__ = [
     "ForkRejected",

@@ -3,7 +3,6 @@ whose runs and namespace they use, and how a run or step the user names is found
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,15 +14,10 @@ from rlam_jupyter.errors import RlamError
 from rlam_jupyter.store.index.lineage import Lineage
 from rlam_jupyter.store.index.model import StepEntry
 from rlam_jupyter.store.index.source import IndexSource
-from rlam_jupyter.store.layout import StoreLayout
-from rlam_jupyter.store.resolve import resolve_store
+from rlam_jupyter.store.resolve import StoreRef, resolve_store
 
 if TYPE_CHECKING:
     from rlam_jupyter.engine.session import Session
-
-StoreRef = StoreLayout | str | os.PathLike[str] | None
-"""A store as callers name it: its layout, its folder (or ``s3://`` address), or None for
-``RLAM_HOME`` / ``./.rlam`` (see :func:`rlam_jupyter.store.layout.resolve_store`)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +42,7 @@ def open_context(
     (or the ``engine`` given: a script that recorded the parent forks in memory)."""
     if engine is not None:
         return ReplayContext(engine, IndexSource(engine.layout, engine.indexes()), None, namespace)
-    layout = store if isinstance(store, StoreLayout) else resolve_store(store)
+    layout = resolve_store(store)
     if (
         session is not None
         and (store is None or session.engine.layout.root == layout.root)

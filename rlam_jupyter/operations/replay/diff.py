@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.operations.replay.context import StoreRef, open_context, resolve
+from rlam_jupyter.operations.replay.context import open_context, resolve
 from rlam_jupyter.operations.replay.diff_views import MetricDiff, RunDiff, StepDiff
 from rlam_jupyter.operations.replay.tables import describe_param_changes
 from rlam_jupyter.store.index.lineage import Lineage
 from rlam_jupyter.store.index.model import StepEntry
+from rlam_jupyter.store.resolve import StoreRef
 from rlam_jupyter.values.fingerprint import compare
 
 if TYPE_CHECKING:

@@ -17,7 +17,6 @@ from rlam_jupyter.errors import RlamError
 from rlam_jupyter.operations.recorded_actions import RecordedActions, Resolved, rows_from_store
 from rlam_jupyter.operations.replay.context import (
     ReplayContext,
-    StoreRef,
     find_step,
     open_context,
     resolve,
@@ -25,6 +24,7 @@ from rlam_jupyter.operations.replay.context import (
 from rlam_jupyter.operations.replay.views import ForkReport
 from rlam_jupyter.store.index.lineage import Lineage
 from rlam_jupyter.store.index.model import StepEntry
+from rlam_jupyter.store.resolve import StoreRef
 
 if TYPE_CHECKING:
     from rlam_jupyter.engine.session import Session

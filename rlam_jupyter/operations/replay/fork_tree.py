@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rlam_jupyter.operations.replay.context import StoreRef, open_context, resolve
+from rlam_jupyter.operations.replay.context import open_context, resolve
+from rlam_jupyter.store.resolve import StoreRef
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from rlam_jupyter.actions.registry import Registry
 from rlam_jupyter.engine import Engine
-from rlam_jupyter.operations.replay.context import StoreRef, find_step, open_context, resolve
+from rlam_jupyter.operations.replay.context import find_step, open_context, resolve
 from rlam_jupyter.operations.replay.progress import progress
 from rlam_jupyter.operations.replay.tables import short
 from rlam_jupyter.operations.replay.verify import verify_steps
 from rlam_jupyter.operations.replay.views import ReplayReport, ReplayStep
 from rlam_jupyter.store.index.lineage import Lineage
 from rlam_jupyter.store.index.model import StepEntry
+from rlam_jupyter.store.resolve import StoreRef
 from rlam_jupyter.store.schema import INTERRUPTED
 from rlam_jupyter.values.fingerprint import compare, fingerprint
 
