@@ -27,7 +27,9 @@ from rlam_jupyter.actions.python_cell import ACTION_NAME as PYTHON
 from rlam_jupyter.actions.python_cell import spec_for_recorded_cell
 from rlam_jupyter.actions.rebuild import Rebuilt, RecordedSource, rebuild
 from rlam_jupyter.actions.registry import ActionSpec, Registry
+from rlam_jupyter.store.catalog import Connection, connect, rows
 from rlam_jupyter.store.index.model import StepEntry
+from rlam_jupyter.store.layout import StoreLayout
 
 RowsLoader = Callable[[Sequence[str]], Iterable[Mapping[str, Any]]]
 """Given action versions, the ``actions`` rows recorded for them."""
@@ -188,27 +190,24 @@ def _environment_note(action: str, source: RecordedSource, now: ActionIdentity) 
     )
 
 
-def rows_from_connection(con: Any) -> RowsLoader:
+def rows_from_connection(con: Connection) -> RowsLoader:
     """A loader of ``actions`` rows from a DuckDB connection on the trace views."""
 
     def load(versions: Sequence[str]) -> list[dict[str, Any]]:
-        relation = con.execute(
+        return rows(
+            con,
             "SELECT * FROM actions WHERE action_version IN (SELECT unnest(?::VARCHAR[])) "
             "ORDER BY event_no",
             [list(versions)],
         )
-        names = [d[0] for d in relation.description]
-        return [dict(zip(names, row, strict=True)) for row in relation.fetchall()]
 
     return load
 
 
-def rows_from_store(layout: Any) -> RowsLoader:
+def rows_from_store(layout: StoreLayout) -> RowsLoader:
     """A loader that opens the store's views only when a step needs a recorded source."""
 
     def load(versions: Sequence[str]) -> list[dict[str, Any]]:
-        from rlam_jupyter.store.catalog import connect
-
         con = connect(layout)
         try:
             return [dict(row) for row in rows_from_connection(con)(versions)]

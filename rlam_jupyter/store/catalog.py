@@ -11,6 +11,7 @@ records it so.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -25,6 +26,13 @@ from rlam_jupyter.store.snapshot import Snapshot, take_snapshot
 
 Connection: TypeAlias = duckdb.DuckDBPyConnection
 """An open DuckDB connection, as :func:`connect` returns (what store functions take as ``con``)."""
+
+
+def rows(con: Connection, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    """The rows of a query as dicts keyed by column name (what every reader of the views wants)."""
+    cursor = con.execute(sql, list(params))
+    names = [d[0] for d in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _sql_list(paths: list[Path]) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from rlam_jupyter.store.catalog import Connection, connect
+from rlam_jupyter.store.catalog import Connection, connect, rows
 from rlam_jupyter.store.journal import JournalWriter, now_us
 from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.resolve import StoreRef, resolve_store
@@ -111,7 +111,7 @@ def repair(store: StoreRef = None, *, dry_run: bool = False) -> RepairReport:
 def _repair_run(
     con: Connection, layout: StoreLayout, run_id: str, dry_run: bool
 ) -> RepairedRun | None:
-    run = _rows(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
+    run = rows(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
     if not run or run[0]["status"] != INTERRUPTED:
         return None  # ended meanwhile, or its newest record is in a part we cannot see
     reasons = [
@@ -122,7 +122,7 @@ def _repair_run(
         ).fetchall()
     ]
     reason = "; ".join(reasons)
-    steps = _rows(
+    steps = rows(
         con,
         "SELECT * FROM steps WHERE run_id = ? AND status = ? ORDER BY seq",
         [run_id, INTERRUPTED],
@@ -154,12 +154,6 @@ def _repair_run(
     finally:
         writer.close()
     return repaired
-
-
-def _rows(con: Connection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cursor = con.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _json_value(value: Any) -> Any:

@@ -33,10 +33,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from rlam_jupyter.store.catalog import connect  # lazy: DuckDB, for start-up
+    from rlam_jupyter.store.catalog import connect, rows  # lazy: DuckDB, for start-up
 
     con = connect(args.store)
-    table = con.execute(
+    found = rows(
+        con,
         """
         SELECT r.run_id, r.name, r.seed, r.status, r.parent_run_id, r.fork_seq, r.created_at,
                count(s.step_id) AS steps,
@@ -44,13 +45,10 @@ def _runs(args: argparse.Namespace) -> int:
                count(*) FILTER (WHERE s.status = 'rejected') AS rejected
         FROM runs r LEFT JOIN steps s USING (run_id)
         GROUP BY ALL ORDER BY r.created_at
-        """
+        """,
     )
-    rows = [
-        dict(zip([d[0] for d in table.description], row, strict=True)) for row in table.fetchall()
-    ]
     lines = [f"{'run id':<26}  {'name':<24} {'seed':>6} {'status':<9} steps failed rejected"]
-    for row in rows:
+    for row in found:
         fork = (
             f"  (fork of {row['parent_run_id'][-6:]} at {row['fork_seq']})"
             if row["parent_run_id"]
@@ -60,37 +58,34 @@ def _runs(args: argparse.Namespace) -> int:
             f"{row['run_id']:<26}  {row['name'][:24]:<24} {row['seed']:>6} {row['status']:<9} "
             f"{row['steps']:>5} {row['failed']:>6} {row['rejected']:>8}{fork}"
         )
-    emit(args, rows, "\n".join(lines) if rows else "no runs in this store")
+    emit(args, found, "\n".join(lines) if found else "no runs in this store")
     return EXIT_OK
 
 
 def _show(args: argparse.Namespace) -> int:
-    from rlam_jupyter.store.catalog import connect, resolve_run  # lazy: DuckDB, for start-up
+    from rlam_jupyter.store.catalog import connect, resolve_run, rows  # lazy: DuckDB, start-up
 
     con = connect(args.store)
     run_id = resolve_run(con, args.run)
     query = "SELECT * EXCLUDE (event_no) FROM run_steps(?) ORDER BY seq"
-    table = con.execute(query, [run_id])
-    rows = [
-        dict(zip([d[0] for d in table.description], row, strict=True)) for row in table.fetchall()
-    ]
+    steps = rows(con, query, [run_id])
     if args.step is not None:
-        rows = [r for r in rows if str(r["seq"]) == args.step or r["step_id"] == args.step]
-        if not rows:
+        steps = [r for r in steps if str(r["seq"]) == args.step or r["step_id"] == args.step]
+        if not steps:
             print(f"rlam show: run {run_id} has no step {args.step!r}", file=sys.stderr)
             return EXIT_USAGE
-        step = rows[0]
+        step = steps[0]
         text = "\n".join(
             f"{k:>22}: {v}" for k, v in step.items() if v not in (None, "", "{}", "[]")
         )
         emit(args, step, text)
         return EXIT_OK
     lines = [f"run {run_id}"]
-    for r in rows:
+    for r in steps:
         duration = "" if r["duration_ms"] is None else f"{r['duration_ms']:.1f} ms"
         detail = r["error_message"] or ", ".join(
             v[:10] for v in json.loads(r["outputs"] or "{}").values()
         )
         lines.append(f"{r['seq']:>5} {r['status']:<9} {r['action']:<20} {duration:>10}  {detail}")
-    emit(args, rows, "\n".join(lines))
+    emit(args, steps, "\n".join(lines))
     return EXIT_OK

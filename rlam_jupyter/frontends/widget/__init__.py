@@ -18,6 +18,7 @@ import traitlets
 from rlam_jupyter.frontends.kernel import kernel_session
 from rlam_jupyter.operations.browse import artifacts, queries, step_detail
 from rlam_jupyter.operations.browse.snapshots import Snapshot, SnapshotCache
+from rlam_jupyter.store.catalog import Connection
 from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.resolve import StoreRef, resolve_store
 from rlam_jupyter.values.digest import FIGURE_KIND
@@ -108,7 +109,7 @@ class TraceBrowser(anywidget.AnyWidget):
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
 
-    def _figure_image(self, con: Any, output: dict[str, Any]) -> str | None:
+    def _figure_image(self, con: Connection, output: dict[str, Any]) -> str | None:
         """A figure output's PNG as a data URL (the kernel has no URL to serve it from)."""
         if output.get("kind") != FIGURE_KIND or not output.get("restorable"):
             return None

@@ -20,6 +20,8 @@ from rlam_jupyter.errors import RlamError
 from rlam_jupyter.operations.agent.loop import AgentLimits, AgentLoop, AgentOutcome
 from rlam_jupyter.operations.agent.proposers import Proposer
 from rlam_jupyter.policy import Approver
+from rlam_jupyter.store.catalog import Connection
+from rlam_jupyter.store.index.lineage import Lineage
 from rlam_jupyter.store.resolve import StoreRef
 
 
@@ -88,7 +90,7 @@ def _start_fork(
     return run, messages
 
 
-def _conversation_before(con: Any, lineage: Any, parent_id: str, seq: int) -> list[Any]:
+def _conversation_before(con: Connection, lineage: Lineage, parent_id: str, seq: int) -> list[Any]:
     found = lineage.step(seq)
     if found is None:
         raise RlamError(f"run {lineage.run.name} has no step {seq}")

@@ -5,22 +5,15 @@ its outputs have an artifact record)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
+from rlam_jupyter.store.catalog import Connection, rows
 
 Row = dict[str, Any]
 
 
-def rows(con: duckdb.DuckDBPyConnection, sql: str, params: Iterable[Any] = ()) -> list[Row]:
-    table = con.execute(sql, list(params))
-    names = [d[0] for d in table.description]
-    return [dict(zip(names, row, strict=True)) for row in table.fetchall()]
-
-
-def run_ids_oldest_first(con: duckdb.DuckDBPyConnection) -> list[str]:
+def run_ids_oldest_first(con: Connection) -> list[str]:
     return [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY created_at").fetchall()]
 
 
@@ -44,7 +37,7 @@ class RunTrace:
     """The outputs of the steps' newest events that have an artifact record."""
 
 
-def read_run(con: duckdb.DuckDBPyConnection, run_id: str) -> RunTrace:
+def read_run(con: Connection, run_id: str) -> RunTrace:
     run = rows(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])[0]
     events = rows(con, "SELECT * FROM step_events WHERE run_id = ? ORDER BY event_no", [run_id])
     edges = rows(con, "SELECT src, dst, type, role FROM edges WHERE run_id = ?", [run_id])
@@ -67,7 +60,7 @@ def read_run(con: duckdb.DuckDBPyConnection, run_id: str) -> RunTrace:
     )
 
 
-def _known_artifacts(con: duckdb.DuckDBPyConnection, latest: dict[str, Row]) -> set[str]:
+def _known_artifacts(con: Connection, latest: dict[str, Row]) -> set[str]:
     output_ids = {a for s in latest.values() for a in json.loads(s["outputs"] or "{}").values()}
     return {
         r["artifact_id"]

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import duckdb
-
 from rlam_jupyter.operations.audit.completeness import completeness_of
 from rlam_jupyter.operations.audit.metrics import Tally
 from rlam_jupyter.operations.audit.queries import read_run
 from rlam_jupyter.operations.audit.run_state import run_state
 from rlam_jupyter.operations.audit.visibility import Failure, visibility_of
+from rlam_jupyter.store.catalog import Connection
 
 
 @dataclass
@@ -43,7 +42,7 @@ class RunAudit:
         return [m for tally in self.tallies for m in tally.skipped]
 
 
-def audit_run(con: duckdb.DuckDBPyConnection, run_id: str) -> RunAudit:
+def audit_run(con: Connection, run_id: str) -> RunAudit:
     trace = read_run(con, run_id)
     state = run_state(trace.run, trace.writers)
     completeness = completeness_of(trace, state)

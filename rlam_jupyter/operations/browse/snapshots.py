@@ -25,7 +25,7 @@ import pyarrow as pa
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.operations.browse import queries
 from rlam_jupyter.store import snapshot as store_snapshot
-from rlam_jupyter.store.catalog import connect_snapshot, register_journal
+from rlam_jupyter.store.catalog import Connection, connect_snapshot, register_journal
 from rlam_jupyter.store.layout import DEFAULT_DIRNAME, StoreLayout
 from rlam_jupyter.store.resolve import resolve_store
 from rlam_jupyter.store.schema import LATEST_BY
@@ -102,7 +102,7 @@ class Snapshot:
 
     layout: StoreLayout
     stamp: str
-    con: duckdb.DuckDBPyConnection
+    con: Connection
     reader: SnapshotReader
     """Reads the next snapshot of the store from where this one left off."""
     source: store_snapshot.Snapshot | None = None
@@ -113,7 +113,7 @@ class Snapshot:
     _positions: pa.Table | None = None
     _indexes: OrderedDict[str, pa.Table] = field(default_factory=OrderedDict)
 
-    def materialise(self, *views: str) -> duckdb.DuckDBPyConnection:
+    def materialise(self, *views: str) -> Connection:
         """Turn ``views`` into tables on first use; returns the connection."""
         for view in views:
             if view not in self._materialised:
@@ -142,7 +142,7 @@ class Snapshot:
         return index
 
 
-def _view_sql(con: duckdb.DuckDBPyConnection, view: str) -> str:
+def _view_sql(con: Connection, view: str) -> str:
     found = con.execute(
         "SELECT sql FROM duckdb_views() WHERE view_name = ? AND NOT internal", [view]
     ).fetchone()

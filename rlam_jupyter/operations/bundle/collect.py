@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from rlam_jupyter.errors import UnknownRunError
 from rlam_jupyter.operations.bundle.trace_rows import arrow_table
+from rlam_jupyter.store.catalog import Connection
 from rlam_jupyter.store.schema import TABLES
 
 
@@ -42,7 +42,7 @@ def with_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def select_runs(con: duckdb.DuckDBPyConnection, refs: Sequence[str] | None) -> tuple[str, ...]:
+def select_runs(con: Connection, refs: Sequence[str] | None) -> tuple[str, ...]:
     """Resolve run references (ids, names, prefixes) and add fork ancestors; all runs if None."""
     from rlam_jupyter.store.catalog import resolve_run
 
@@ -67,9 +67,7 @@ def select_runs(con: duckdb.DuckDBPyConnection, refs: Sequence[str] | None) -> t
     return tuple(sorted(chosen))
 
 
-def collect(
-    con: duckdb.DuckDBPyConnection, run_ids: Sequence[str], *, llm_content: bool = True
-) -> TraceSlice:
+def collect(con: Connection, run_ids: Sequence[str], *, llm_content: bool = True) -> TraceSlice:
     """Every trace row of ``run_ids``, sorted deterministically."""
     con.register("_bundle_runs", pa.table({"run_id": pa.array(sorted(run_ids), pa.string())}))
     in_runs = "run_id IN (SELECT run_id FROM _bundle_runs)"

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -28,7 +27,7 @@ from rlam_jupyter.operations.bundle.problems import BundleError, Problem
 from rlam_jupyter.operations.bundle.prov_json import build_prov
 from rlam_jupyter.operations.bundle.ro_crate import build_ro_crate
 from rlam_jupyter.operations.bundle.trace_rows import TraceRows, arrow_table
-from rlam_jupyter.store.catalog import connect
+from rlam_jupyter.store.catalog import Connection, connect
 from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.resolve import StoreRef, resolve_store
 from rlam_jupyter.store.schema import SCHEMA_VERSION
@@ -154,7 +153,7 @@ def export(
 
 
 def _run_refs(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     layout: StoreLayout,
     runs: Sequence[str] | None,
     notebook_path: Path | None,
@@ -191,7 +190,7 @@ def _read_notebook(path: Path) -> bytes:
 
 
 def notebook_runs(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     path: Path,
     notebook: bytes,
     *,
@@ -242,7 +241,7 @@ def _recorded_as(recorded: str, path: Path) -> bool:
     return bool(parts) and target.parts[-len(parts) :] == parts
 
 
-def _cell_columns(con: duckdb.DuckDBPyConnection) -> pa.Table:
+def _cell_columns(con: Connection) -> pa.Table:
     relation = con.sql(
         "SELECT run_id, step_id, cell_id, cell_execution_count, cell_source_hash, event_no "
         "FROM steps"
