@@ -22,7 +22,9 @@ LONG_LITERAL_BUILDERS = {("prov_json.py", "build_prov"), ("ro_crate.py", "build_
 """The PROV and RO-Crate documents are one flat literal each: long, but read top to bottom."""
 
 
-LINT_IMPORTS = "import sys; from importlinter.cli import lint_imports_command as run; sys.exit(run())"
+LINT_IMPORTS = (
+    "import sys; from importlinter.cli import lint_imports_command as run; sys.exit(run())"
+)
 """``lint-imports`` itself, started with this interpreter (its console script may be elsewhere)."""
 
 
@@ -145,3 +147,11 @@ def _strongly_connected(nodes: list[str], edges: dict[str, list[str]]) -> list[l
         if node not in index:
             visit(node)
     return found
+
+
+def test_the_architecture_page_lists_every_module_as_its_docstring_says() -> None:
+    script = PACKAGE.parent / "scripts" / "architecture_modules.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
