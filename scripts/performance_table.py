@@ -40,6 +40,11 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "(canonical pickle + blake3, nothing written), what proving identical outputs by "
         "hash costs: the floors under the overhead column.",
     ),
+    "startup": (
+        "Start-up of whole processes (`benchmarks/startup.py`)",
+        "Median wall time of a fresh interpreter doing one thing, beside `python -c pass`; "
+        "heavy = which of DuckDB, pandas, pyarrow, scikit-learn and IPython it loaded.",
+    ),
 }
 """Known benchmarks first, in this order, with a title and a one-line reading guide."""
 
