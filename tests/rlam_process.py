@@ -22,3 +22,10 @@ def run_rlam(
         timeout=timeout,
         check=False,
     )
+
+
+def rlam_output(*args: str, cwd: Path | None = None) -> str:
+    """The standard output of ``rlam ARGS``, which must succeed (its stderr says why not)."""
+    result = run_rlam(*args, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return result.stdout

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 from double_action import double_registry
+from rlam_process import rlam_output
 
 from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.engine import Engine, Run
@@ -217,20 +216,7 @@ def test_an_older_journal_without_version_reads(store: Path) -> None:
 
 def test_rlam_compact_command(engine: Engine, store: Path) -> None:
     run = run_steps(engine, 2, end=False)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rlam_jupyter",
-            "compact",
-            "--open",
-            "--store",
-            str(store),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = rlam_output("compact", "--open", "--store", str(store))
     assert "compacted 1 run(s)" in out
     assert load_manifest(StoreLayout(store), run.run_id) is not None
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from rlam_process import rlam_output
 
 from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.actions.registry import Registry, build_spec
@@ -96,20 +95,6 @@ def test_rlam_gc_command(engine: Engine, store: Path) -> None:
     engine.execute(run, Proposal("listing", {"n": 2}))
     engine.end_run(run)
     compact(store)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rlam_jupyter",
-            "gc",
-            "--grace",
-            "0",
-            "--store",
-            str(store),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = rlam_output("gc", "--grace", "0", "--store", str(store))
     assert "removed 0 unreferenced object(s)" in out
     assert "kept 1 referenced" in out

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from rlam_process import rlam_output
 
 import rlam_jupyter
 from rlam_jupyter.actions.proposal import Proposal
@@ -66,20 +65,7 @@ def test_export_writes_every_table_any_tool_reads(recorded: Path, tmp_path: Path
 
 def test_rlam_export_parquet_command(recorded: Path, tmp_path: Path) -> None:
     dest = tmp_path / "cli-export"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rlam_jupyter",
-            "export-parquet",
-            str(dest),
-            "--store",
-            str(recorded),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = rlam_output("export-parquet", str(dest), "--store", str(recorded))
     assert "steps" in out
     assert pq.read_table(dest / "runs.parquet").num_rows == 2
     assert not (dest / "step_events.parquet").exists()  # only with --events

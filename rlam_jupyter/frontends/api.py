@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from rlam_jupyter.actions.registry import Registry
-from rlam_jupyter.engine import Engine
 from rlam_jupyter.engine.session import Session
 from rlam_jupyter.frontends.kernel import kernel_session, user_namespace
 from rlam_jupyter.operations import replay as operations
@@ -26,24 +24,13 @@ def replay(
     upto: int | str | None = None,
     verify: bool = False,
     store: StoreRef = None,
-    *,
-    namespace: MutableMapping[str, Any] | None = None,
-    session: Session | None = None,
-    registry: Registry | None = None,
-    engine: Engine | None = None,
+    **options: Any,
 ) -> ReplayReport:
     """Restore a run's recorded outputs (up to step ``upto``) without executing anything;
-    see :func:`rlam_jupyter.operations.replay.replay`."""
-    session, namespace = _in_kernel(session, namespace, engine)
+    see :func:`rlam_jupyter.operations.replay.replay` for ``options``."""
+    session, namespace = _in_kernel(options)
     return operations.replay(
-        run,
-        upto,
-        verify,
-        store,
-        namespace=namespace,
-        session=session,
-        registry=registry,
-        engine=engine,
+        run, upto, verify, store, namespace=namespace, session=session, **options
     )
 
 
@@ -55,10 +42,8 @@ def fork(
     **options: Any,
 ) -> ForkReport:
     """Branch a new run from step ``at`` of ``run`` with parameter overrides;
-    see :func:`rlam_jupyter.operations.replay.fork`."""
-    session, namespace = _in_kernel(
-        options.pop("session", None), options.pop("namespace", None), options.get("engine")
-    )
+    see :func:`rlam_jupyter.operations.replay.fork` for ``options``."""
+    session, namespace = _in_kernel(options)
     return operations.fork(run, at, params, store, namespace=namespace, session=session, **options)
 
 
@@ -68,11 +53,10 @@ def diff(a: str, b: str, store: StoreRef = None, *, session: Session | None = No
 
 
 def _in_kernel(
-    session: Session | None,
-    namespace: MutableMapping[str, Any] | None,
-    engine: Engine | None,
+    options: dict[str, Any],
 ) -> tuple[Session | None, MutableMapping[str, Any] | None]:
-    """The kernel's session and namespace, where the caller named neither (nor an engine)."""
-    if engine is not None:
+    """The kernel's session and namespace, unless ``options`` name them (or an engine)."""
+    session, namespace = options.pop("session", None), options.pop("namespace", None)
+    if options.get("engine") is not None:
         return session, namespace
     return session or kernel_session(), namespace if namespace is not None else user_namespace()
