@@ -266,7 +266,10 @@ class SnapshotReader:
         journal: dict[str, pa.Table] = {}
         for name, schema in TABLES.items():
             pieces = [t for s in states for t in s.pieces.get(name, ())]
-            journal[name] = pa.concat_tables(pieces) if pieces else schema.empty_table()
+            # from_batches: an empty table without pyarrow's pandas import (empty_table has one)
+            journal[name] = (
+                pa.concat_tables(pieces) if pieces else pa.Table.from_batches([], schema)
+            )
         parts: dict[str, list[Path]] = {name: [] for name in TABLES}
         problems: list[tuple[str, int, str]] = []
         for manifest in manifests.values():
