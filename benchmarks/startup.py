@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report import write
 
+ROOT = Path(__file__).resolve().parent.parent
+
 HEAVY = ("duckdb", "pandas", "pyarrow", "sklearn", "IPython")
 PROBE = (
     "import atexit, sys\n"
@@ -33,23 +36,15 @@ PROBE = (
 
 
 def quickstart_store(folder: Path) -> Path:
-    """A store holding what the quickstart records: a few runs of the built-in workflow."""
-    code = f"""
-import rlam_jupyter as rlam
-from rlam_jupyter.actions.proposal import Proposal
-engine = rlam.Engine({str(folder)!r})
-for seed in (0, 1):
-    run = engine.start_run(f"quickstart-{{seed}}", seed)
-    engine.execute(run, Proposal("load_dataset", {{"name": "breast_cancer"}}, targets=("data",)))
-    engine.execute(
-        run,
-        Proposal("split", {{"target": "target"}}, {{"data": "data"}},
-                 ("X_train", "X_test", "y_train", "y_test")),
-    )
-    engine.end_run(run)
-"""
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    return folder
+    """The store the README's demo leaves: ``notebooks/quickstart.ipynb`` run headlessly in
+    a copy of the notebook's folder (its kernel ends its runs, as a user's does)."""
+    from rlam_jupyter.frontends.demo import run_notebook
+
+    folder.mkdir(parents=True, exist_ok=True)
+    notebook = folder / "quickstart.ipynb"
+    shutil.copy(ROOT / "notebooks" / "quickstart.ipynb", notebook)
+    run_notebook(notebook)
+    return folder / ".rlam"
 
 
 def commands(store: Path) -> dict[str, tuple[list[str], str]]:
@@ -83,7 +78,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        table = commands(quickstart_store(Path(tmp) / ".rlam"))
+        table = commands(quickstart_store(Path(tmp)))
         samples: dict[str, list[float]] = {name: [] for name in table}
         loaded: dict[str, str] = {}
         for _ in range(args.repeat):
