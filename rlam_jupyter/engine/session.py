@@ -13,7 +13,8 @@ from typing import Any
 
 from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.actions.registry import ActionSpec
-from rlam_jupyter.engine import Engine, Run
+from rlam_jupyter.engine.engine import Engine
+from rlam_jupyter.engine.run_state import Run
 from rlam_jupyter.engine.trace import CellInfo, StepResult
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.policy import Policy
