@@ -27,23 +27,6 @@ from rlam_jupyter.values.digest import digest_bytes
 from rlam_jupyter.values.hashing import canonical_json
 
 
-def cache_key(
-    spec: ActionSpec,
-    identity: ActionIdentity,
-    params: Mapping[str, Any],
-    inputs: Mapping[str, str],
-    seed: int,
-) -> str:
-    """The key of a step: ``params`` canonical, ``inputs`` by artifact id."""
-    material = {
-        "action": identity.digest,
-        "params": params,
-        "inputs": dict(inputs),
-        "seed": seed if spec.determinism == "seeded" else None,
-    }
-    return digest_bytes("cache-key", canonical_json(material))
-
-
 @dataclass(frozen=True)
 class CachePlan:
     """Whether a step may be served from (and stored in) the cache, under which key."""
@@ -62,8 +45,15 @@ def plan_cache(
     inputs: Mapping[str, str],
     seed: int,
 ) -> CachePlan:
-    """The cache plan of a step (``external`` actions and ``cache=False`` never serve)."""
-    key = cache_key(spec, identity, params, inputs, seed)
+    """The cache plan of a step: ``params`` canonical, ``inputs`` by artifact id
+    (``external`` actions and ``cache=False`` never serve)."""
+    material = {
+        "action": identity.digest,
+        "params": params,
+        "inputs": dict(inputs),
+        "seed": seed if spec.determinism == "seeded" else None,
+    }
+    key = digest_bytes("cache-key", canonical_json(material))
     cacheable = spec.cache and spec.determinism != "external"
     if cacheable and identity.uncacheable:
         # a key blind to the code must never serve

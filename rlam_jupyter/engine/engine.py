@@ -65,12 +65,16 @@ def compact_at_run_end(engine: Engine, run: Run) -> None:
 class _Accepted:
     """A step recorded ``accepted``, with what running it needs."""
 
-    facts: StepFacts
-    checked: CheckedProposal
-    seed: int
     inputs: Mapping[str, Binding]
+    """Parameter name → its input, protected: the recorded value, not an edited object."""
+    facts: StepFacts
+    """What its records share (its run, number, id, params, input ids, seed)."""
+    checked: CheckedProposal
+    """The proposal as checked (and approved): the params the body gets."""
+    seed: int
     cache: CachePlan
     notes: list[str]
+    """For the step's result: inputs handed back as recorded, a cache refused."""
 
 
 class Engine:
@@ -282,7 +286,7 @@ class Engine:
             record_edge(run, step_id, recovers, "recovers")
         if proposed_by:
             record_edge(run, step_id, proposed_by, "proposed_by")
-        return _Accepted(facts, checked, seed, inputs, plan, notes)
+        return _Accepted(inputs, facts, checked, seed, plan, notes)
 
     def _run(self, accepted: _Accepted) -> StepResult:
         """Run an accepted step's action body and record how it ended."""

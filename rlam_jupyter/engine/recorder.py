@@ -38,13 +38,17 @@ class StepFacts:
 
     run: Run
     seq: int
+    """The step's number in its run."""
     step_id: str
     proposal: Proposal
+    """As proposed (an approver's edits are in ``params``)."""
     action: str
     spec: ActionSpec | None = None
     action_version: str | None = None
     params: Mapping[str, Any] | None = None
+    """Canonical params (JSON); None: the proposal's own, as JSON can hold them."""
     input_ids: Mapping[str, str] | None = None
+    """Parameter name → input artifact id; None: the proposal's input names."""
     seed: int | None = None
     cache_key: str | None = None
     cell: CellInfo | None = None
