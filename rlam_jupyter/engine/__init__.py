@@ -1,5 +1,6 @@
-"""The engine layer: runs accepted proposals under a policy and records every step.
+"""The engine layer's public names: :class:`Engine`, :class:`Run`, :class:`Binding`.
 
+The engine runs accepted proposals under a policy and records every step.
 Modules, each with one job: :mod:`~rlam_jupyter.engine.engine` (the :class:`Engine`
 that composes the others), :mod:`~rlam_jupyter.engine.run_state` (runs and their
 bindings), :mod:`~rlam_jupyter.engine.runs` (a run's start and end),

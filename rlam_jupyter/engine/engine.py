@@ -35,7 +35,13 @@ from rlam_jupyter.engine.recorder import (
     record_unfinished,
 )
 from rlam_jupyter.engine.run_state import Binding, BoundValues, Run
-from rlam_jupyter.engine.runs import close_at_exit, close_run, new_run, record_start
+from rlam_jupyter.engine.runs import (
+    close_at_exit,
+    close_journal,
+    new_run,
+    record_start,
+    save_index,
+)
 from rlam_jupyter.engine.trace import CellInfo, StepError, StepResult
 from rlam_jupyter.policy import Approver, Policy
 from rlam_jupyter.store.cache import StepCache
@@ -49,7 +55,7 @@ from rlam_jupyter.values.determinism import derive_seed
 from rlam_jupyter.values.fingerprint import fingerprint
 
 RunEndHook = Callable[["Engine", Run], None]
-"""Called with the engine and a run once the run has ended (journal closed, index saved)."""
+"""Called with the engine and a run that has ended (see :attr:`Engine.on_run_end`)."""
 
 
 def compact_at_run_end(engine: Engine, run: Run) -> None:
@@ -102,11 +108,13 @@ class Engine:
         self.runs: dict[str, Run] = {}
         """Runs this engine started, by id: their indexes are current in memory."""
         self.on_run_end: list[RunEndHook] = [compact_at_run_end]
-        """Run, in order, by :meth:`end_run` once a run has ended."""
+        """Called in order by :meth:`end_run` once a run's journal is closed, before its
+        index is saved (so the index's stamp covers what a hook moved or removed)."""
         close_at_exit(self)
 
     def indexes(self) -> dict[str, RunIndex]:
-        """In-memory step indexes of the runs this engine writes (see :mod:`run_index`)."""
+        """In-memory step indexes of the runs this engine writes (see
+        :mod:`rlam_jupyter.store.index.memory`)."""
         return {run_id: run.index for run_id, run in self.runs.items() if run.index is not None}
 
     # ------------------------------------------------------------ runs
@@ -136,11 +144,12 @@ class Engine:
         return run
 
     def end_run(self, run: Run, status: str | None = None) -> None:
-        """Close a run (``succeeded`` unless a failure was never recovered), then run
-        the :attr:`on_run_end` hooks."""
-        close_run(self.layout, run, status)
+        """Close a run (``succeeded`` unless a failure was never recovered): its end
+        recorded and its journal closed, the :attr:`on_run_end` hooks run, its index saved."""
+        close_journal(run, status)
         for hook in self.on_run_end:
             hook(self, run)
+        save_index(self.layout, run)
 
     def close(self) -> None:
         """End every run this engine still has open (as :meth:`end_run` decides their

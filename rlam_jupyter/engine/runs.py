@@ -69,16 +69,20 @@ def record_start(run: Run, env: Fingerprint) -> None:
         record_edge(run, run.run_id, run.parent_run_id, "forked_from", str(run.fork_seq))
 
 
-def close_run(layout: StoreLayout, run: Run, status: str | None = None) -> None:
-    """Record the run's end (``succeeded`` unless a failure was never recovered), close
-    its journal and save its index."""
+def close_journal(run: Run, status: str | None = None) -> None:
+    """Record the run's end (``succeeded`` unless a failure was never recovered) and
+    close its journal."""
     if status is None:
         status = "failed" if run.unrecovered_failures else "succeeded"
     run.status = status
     record_run(run, ended=True)
     run.writer.close()
+
+
+def save_index(layout: StoreLayout, run: Run) -> None:
+    """Save an ended run's index, stamped with the store files it covers now."""
     if run.index is not None:
-        run.index.status = status
+        run.index.status = run.status
         # The index is a shortcut; readers rebuild it from the journal if it is missing.
         with contextlib.suppress(OSError):
             run.index.save(layout)
