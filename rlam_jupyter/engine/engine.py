@@ -38,6 +38,7 @@ from rlam_jupyter.engine.run_state import Binding, BoundValues, Run
 from rlam_jupyter.engine.runs import (
     close_at_exit,
     close_journal,
+    compact_at_run_end,
     new_run,
     record_start,
     save_index,
@@ -56,15 +57,6 @@ from rlam_jupyter.values.fingerprint import fingerprint
 
 RunEndHook = Callable[["Engine", Run], None]
 """Called with the engine and a run that has ended (see :attr:`Engine.on_run_end`)."""
-
-
-def compact_at_run_end(engine: Engine, run: Run) -> None:
-    """The default run-end hook: a closed run moves to Parquet (fast reads at scale).
-    Never fails the run's end; ``RLAM_AUTO_COMPACT=0`` turns it off."""
-    # Lazy: compaction loads DuckDB, which a kernel need not pay for before a run ends.
-    from rlam_jupyter.store.compaction import compact_ended_run
-
-    compact_ended_run(engine.layout, run.run_id)
 
 
 @dataclass(frozen=True)

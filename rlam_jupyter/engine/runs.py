@@ -1,5 +1,6 @@
 """A run's life: it opens with its environment recorded and closes with its status.
 
+Between the two, an engine runs its run-end hooks (by default :func:`compact_at_run_end`).
 Engines are closed when the interpreter exits, so a kernel shut down cleanly (or a
 notebook run by nbconvert/papermill) leaves its runs ``succeeded``/``failed``, not ``open``.
 """
@@ -86,6 +87,19 @@ def save_index(layout: StoreLayout, run: Run) -> None:
         # The index is a shortcut; readers rebuild it from the journal if it is missing.
         with contextlib.suppress(OSError):
             run.index.save(layout)
+
+
+class _InStore(Protocol):
+    layout: StoreLayout
+
+
+def compact_at_run_end(engine: _InStore, run: Run) -> None:
+    """The engine's default run-end hook: a closed run moves to Parquet (fast reads at
+    scale). Never fails the run's end; ``RLAM_AUTO_COMPACT=0`` turns it off."""
+    # Lazy: compaction loads DuckDB, which a kernel need not pay for before a run ends.
+    from rlam_jupyter.store.compaction import compact_ended_run
+
+    compact_ended_run(engine.layout, run.run_id)
 
 
 class Closable(Protocol):
