@@ -16,8 +16,10 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 from rlam_jupyter.actions.proposal import Proposal, ProposalRejected, check
-from rlam_jupyter.engine import Engine, Run, _BoundValues
+from rlam_jupyter.engine.cache_keys import plan_cache
+from rlam_jupyter.engine.engine import Engine
 from rlam_jupyter.engine.executors import DaskExecutor, Executor, StepCall, executor_for
+from rlam_jupyter.engine.run_state import Run
 from rlam_jupyter.values.determinism import derive_seed
 
 _executors: dict[str, Executor] = {}
@@ -41,7 +43,7 @@ def independent_calls(
         if engine.policy.require_approval or engine.policy.refusal(spec.name):
             continue
         try:
-            checked = check(proposal, engine.registry, _BoundValues(engine, run.bindings))
+            checked = check(proposal, engine.registry, engine.bound_values(run))
         except ProposalRejected:
             continue
         seed = derive_seed(run.seed, run.next_seq + offset)
@@ -49,14 +51,9 @@ def independent_calls(
         values = {pname: engine.value(b) for pname, b in bindings.items()}
         if use_cache and spec.cache:
             identity = spec.current_identity({type(v) for v in values.values()})
-            key = engine._cache_key(
-                spec,
-                identity,
-                checked.params_json,
-                {p: b.artifact_id for p, b in bindings.items()},
-                seed,
-            )
-            if not identity.uncacheable and engine.cache.get(key) is not None:
+            input_ids = {p: b.artifact_id for p, b in bindings.items()}
+            plan = plan_cache(spec, identity, checked.params_json, input_ids, seed)
+            if plan.key is not None and engine.cache.get(plan.key) is not None:
                 continue
         calls.append(
             StepCall(

@@ -13,10 +13,12 @@ from typing import Any
 
 from rlam_jupyter.actions.proposal import Proposal
 from rlam_jupyter.actions.registry import ActionSpec
-from rlam_jupyter.engine import Engine, Run
+from rlam_jupyter.engine.engine import Engine
+from rlam_jupyter.engine.run_state import Run
 from rlam_jupyter.engine.trace import CellInfo, StepResult
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.policy import Policy
+from rlam_jupyter.store.resolve import StoreRef
 
 
 @dataclass
@@ -32,7 +34,7 @@ class Session:
     @classmethod
     def create(
         cls,
-        store: str | None = None,
+        store: StoreRef = None,
         namespace: MutableMapping[str, Any] | None = None,
         policy: Policy | None = None,
     ) -> Session:
@@ -64,14 +66,26 @@ class Session:
             return self.current
         return self.start(None, seed if seed is not None else 0)
 
-    def start(self, name: str | None, seed: int, **fork: Any) -> Run:
+    def start(
+        self,
+        name: str | None,
+        seed: int,
+        *,
+        parent_run_id: str | None = None,
+        fork_seq: int | None = None,
+    ) -> Run:
+        """Start a run (ending an open one of the same name); named after the notebook
+        when ``name`` is None. ``parent_run_id``/``fork_seq``: a fork, as
+        :meth:`Engine.start_run` takes it."""
         if name is None:
             base = os.path.splitext(os.path.basename(self.notebook or "session"))[0]
             name = f"{base}-{len(self.runs) + 1}"
         previous = self.runs.get(name)
         if previous is not None and previous.status == "open":
             self.engine.end_run(previous)
-        run = self.engine.start_run(name, seed, notebook=self.notebook, **fork)
+        run = self.engine.start_run(
+            name, seed, notebook=self.notebook, parent_run_id=parent_run_id, fork_seq=fork_seq
+        )
         self.runs[name] = run
         self.current = run
         return run
