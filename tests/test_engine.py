@@ -362,3 +362,22 @@ def test_a_step_interrupted_by_the_user_is_recorded_as_interrupted_and_can_be_re
     assert [(f.status, f.recovered_by) for f in report.failures] == [
         ("interrupted", recovery.step_id)
     ]
+
+
+def test_a_failed_steps_traceback_starts_at_the_actions_own_frames(tmp_path: Path) -> None:
+    """The recorded traceback shows the user's code, not the engine that called it."""
+
+    def divide(x: int) -> float:
+        return x / 0
+
+    actions = Registry()
+    actions.add(build_spec(divide))
+    engine = Engine(tmp_path / ".rlam", registry=actions)
+    run = engine.start_run("failing", 0)
+    result = engine.execute(run, Proposal("divide", {"x": 1}, targets=("y",)))
+    engine.end_run(run)
+    assert result.status == "failed" and result.error is not None
+    recorded = result.error.traceback
+    assert "in divide" in recorded and "ZeroDivisionError" in recorded
+    package = Path(rlam_jupyter.__file__).parent
+    assert str(package / "engine") not in recorded

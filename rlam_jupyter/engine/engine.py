@@ -13,6 +13,7 @@ import time
 import traceback as tb
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ulid import ULID
@@ -421,14 +422,17 @@ class Engine:
         return protect_inputs(self.objects, inputs)
 
 
+_MACHINERY = (Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent / "policy.py")
+"""Where the engine's own frames come from (this package and the policy it applies)."""
+
+
 def _short_traceback(exc: BaseException) -> str:
-    """The traceback from the action's own frames on (engine frames dropped)."""
-    frames = tb.extract_tb(exc.__traceback__)
-    own = [
-        f
-        for f in frames
-        if "rlam_jupyter/engine.py" not in f.filename.replace("\\", "/")
-        and "rlam_jupyter/policy.py" not in f.filename.replace("\\", "/")
-    ]
+    """The traceback from the action's own frames on (the engine's frames dropped)."""
+    own = [f for f in tb.extract_tb(exc.__traceback__) if not _is_machinery(f.filename)]
     lines = tb.format_list(own) + tb.format_exception_only(type(exc), exc)
     return "".join(lines)
+
+
+def _is_machinery(filename: str) -> bool:
+    path = Path(filename).resolve()
+    return any(path == place or place in path.parents for place in _MACHINERY)

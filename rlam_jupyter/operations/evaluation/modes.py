@@ -220,7 +220,7 @@ def seeds_unpinned() -> Iterator[None]:
 
     Used to show that reproducibility success is measured, not assumed.
     """
-    import rlam_jupyter.engine as engine_module
+    import rlam_jupyter.engine.engine as engine_module
 
     original = engine_module.__dict__["derive_seed"]
 
