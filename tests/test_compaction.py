@@ -107,6 +107,22 @@ def test_ending_a_run_compacts_it(store: Path, monkeypatch: pytest.MonkeyPatch) 
     assert con.execute("SELECT count(*) FROM steps").fetchone() == (4,)
 
 
+def test_run_end_hooks_replace_or_extend_auto_compaction(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compaction at run end is a hook of the engine: without it the journal stays, and a
+    hook of one's own sees the ended run (its journal closed) before the index is saved."""
+    monkeypatch.delenv("RLAM_AUTO_COMPACT", raising=False)
+    engine = Engine(store, registry=double_registry())
+    seen: list[tuple[str, str]] = []
+    engine.on_run_end = [lambda e, run: seen.append((run.name, run.status))]
+    ended = run_steps(engine, 2, "ended")
+    assert seen == [("ended", "succeeded")]
+    assert [p.parent.name for p in journals(store)] == [ended.run_id]  # not compacted
+    assert load_manifest(StoreLayout(store), ended.run_id) is None
+    assert connect(store).execute("SELECT count(*) FROM steps").fetchone() == (2,)
+
+
 def test_crash_before_publishing_leaves_nothing_visible(
     engine: Engine, store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -376,8 +376,10 @@ def test_a_failed_steps_traceback_starts_at_the_actions_own_frames(tmp_path: Pat
     run = engine.start_run("failing", 0)
     result = engine.execute(run, Proposal("divide", {"x": 1}, targets=("y",)))
     engine.end_run(run)
-    assert result.status == "failed" and result.error is not None
+    assert result.status == "failed"
+    assert result.error is not None
     recorded = result.error.traceback
-    assert "in divide" in recorded and "ZeroDivisionError" in recorded
+    assert "in divide" in recorded
+    assert "ZeroDivisionError" in recorded
     package = Path(rlam_jupyter.__file__).parent
     assert str(package / "engine") not in recorded
