@@ -14,6 +14,7 @@ from typing import Any
 
 from rlam_jupyter.engine import Engine
 from rlam_jupyter.operations.agent.loop import AgentLimits, AgentLoop, AgentOutcome, PendingApproval
+from rlam_jupyter.operations.agent.openai_provider import OpenAIProposer
 from rlam_jupyter.operations.agent.proposers import Proposer, ProviderError
 from rlam_jupyter.operations.agent.scripted import ScriptedProposer
 from rlam_jupyter.operations.agent.tools import (
@@ -65,10 +66,6 @@ def run_agent(
 
 
 def __getattr__(name: str) -> Any:
-    if name == "OpenAIProposer":
-        from rlam_jupyter.operations.agent.openai_provider import OpenAIProposer
-
-        return OpenAIProposer
     if name == "fork_agent":
         from rlam_jupyter.operations.agent.fork import fork_agent
 
@@ -81,6 +78,7 @@ __all__ = [
     "AgentLimits",
     "AgentLoop",
     "AgentOutcome",
+    "OpenAIProposer",
     "PendingApproval",
     "Proposer",
     "ProviderError",

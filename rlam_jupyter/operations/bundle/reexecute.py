@@ -26,12 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rlam_jupyter.operations.bundle.trace_rows import json_field
+from rlam_jupyter.store.catalog import connect
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.objects import ObjectStore
+from rlam_jupyter.values.hashing import digest_as
 
 if TYPE_CHECKING:
     from rlam_jupyter.engine import Engine, Run
     from rlam_jupyter.engine.trace import StepResult
     from rlam_jupyter.operations.recorded_actions import RecordedActions
-    from rlam_jupyter.store.objects import ObjectStore
 
 IDENTICAL = "identical"
 DIVERGED = "diverged"
@@ -126,9 +129,6 @@ def _with_engine(store: Path, run_ids: Sequence[str]) -> list[StepOutcome]:
     from rlam_jupyter.actions.default_registry import registry
     from rlam_jupyter.engine import Engine
     from rlam_jupyter.operations.recorded_actions import RecordedActions, rows_from_connection
-    from rlam_jupyter.store.catalog import connect
-    from rlam_jupyter.store.layout import StoreLayout
-    from rlam_jupyter.store.objects import ObjectStore
 
     layout = StoreLayout(store)
     con = connect(layout)
@@ -230,8 +230,6 @@ def _differing_outputs(
 ) -> list[str]:
     """Outputs whose new hash differs from the record; an output recorded by an older
     encoding is re-hashed the way it was recorded before it is called different."""
-    from rlam_jupyter.values.hashing import digest_as
-
     differing = []
     for name, recorded_id in sorted(recorded.items()):
         if result.outputs.get(name) == recorded_id:
