@@ -22,6 +22,7 @@ from rlam_jupyter.frontends.magics.cell import StepFailedError
 from rlam_jupyter.frontends.magics.commands import command
 from rlam_jupyter.frontends.options import Option
 from rlam_jupyter.operations.agent.loop import AgentLimits, AgentLoop, AgentOutcome, PendingApproval
+from rlam_jupyter.operations.agent.openai_provider import OpenAIProposer
 from rlam_jupyter.operations.agent.proposers import Proposer
 from rlam_jupyter.operations.agent.scripted import ScriptedProposer
 from rlam_jupyter.policy import Decision
@@ -59,8 +60,6 @@ AGENT_OPTIONS: list[Option] = [
 def make_proposer(args: Any, body: str, session: Session) -> Proposer:
     if args.provider == "scripted":
         return ScriptedProposer.from_text(body, session.engine.registry)
-    from rlam_jupyter.operations.agent.openai_provider import OpenAIProposer
-
     return OpenAIProposer(args.model, args.base_url, timeout_s=args.timeout)
 
 
