@@ -21,6 +21,7 @@ from rlam_jupyter.frontends.kernel import cell_info
 from rlam_jupyter.frontends.magics.cell import StepFailedError
 from rlam_jupyter.frontends.magics.commands import command
 from rlam_jupyter.frontends.options import Option
+from rlam_jupyter.operations.agent.fork import fork_agent
 from rlam_jupyter.operations.agent.loop import AgentLimits, AgentLoop, AgentOutcome, PendingApproval
 from rlam_jupyter.operations.agent.openai_provider import OpenAIProposer
 from rlam_jupyter.operations.agent.proposers import Proposer
@@ -112,8 +113,6 @@ def agent_cell(magics: Magics, session: Session, args: Any, cell: str | None) ->
 
 def _fork(session: Session, args: Any, proposer: Proposer, limits: AgentLimits) -> Any:
     """``--fork RUN --at SEQ``: share the steps before SEQ, re-ask the agent from there."""
-    from rlam_jupyter.operations.agent.fork import fork_agent
-
     if args.at is None:
         raise UsageError("%%rlam agent --fork RUN needs --at SEQ (the step to re-ask from)")
     outcome: AgentOutcome = fork_agent(
