@@ -126,9 +126,13 @@ def _with_replay(replay: Any, store: Path, run_ids: Sequence[str]) -> list[StepO
 
 
 def _with_engine(store: Path, run_ids: Sequence[str]) -> list[StepOutcome]:
+    # lazy: pydantic and the engine: export and verify import this module
     from rlam_jupyter.actions.default_registry import registry
-    from rlam_jupyter.engine import Engine
-    from rlam_jupyter.operations.recorded_actions import RecordedActions, rows_from_connection
+    from rlam_jupyter.engine import Engine  # lazy: the engine, for re-execution only
+    from rlam_jupyter.operations.recorded_actions import (  # lazy: pydantic, for rlam export
+        RecordedActions,
+        rows_from_connection,
+    )
 
     layout = StoreLayout(store)
     con = connect(layout)
@@ -168,8 +172,9 @@ def _reexecute_step(
     actions: RecordedActions,
 ) -> tuple[str, str]:
     """Re-run one recorded step through the engine on its recorded inputs: (outcome, detail)."""
+    # lazy: pydantic and the engine: export and verify import this module
     from rlam_jupyter.actions.proposal import Proposal
-    from rlam_jupyter.engine import Binding
+    from rlam_jupyter.engine import Binding  # lazy: the engine, for re-execution only
 
     status = step["status"]
     if status == "rejected":
