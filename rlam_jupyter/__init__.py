@@ -94,6 +94,7 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """``%load_ext rlam_jupyter``: registers ``%%rlam`` / ``%rlam``."""
+    # lazy: import rlam_jupyter loads nothing (here: IPython, engine)
     from rlam_jupyter.frontends.magics import RlamMagics
 
     ipython.register_magics(RlamMagics)
@@ -101,6 +102,7 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """Close open runs so their journals are complete."""
+    # lazy: import rlam_jupyter loads nothing (here: IPython, engine)
     from rlam_jupyter.frontends.kernel import close_session
 
     close_session(ipython)

@@ -8,9 +8,11 @@ what ``import rlam_jupyter`` / ``rlam --help`` load.
 from __future__ import annotations
 
 import ast
+import io
 import json
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import grimp
@@ -79,6 +81,51 @@ def test_modules_and_functions_stay_small() -> None:
                 if length > 80 and (path.name, node.name) not in LONG_LITERAL_BUILDERS:
                     too_long.append(f"{path.relative_to(PACKAGE)}:{node.name}: {length} lines")
     assert too_long == []
+
+
+def test_every_import_inside_a_function_says_why() -> None:
+    """An import of a package module inside a function is there for a reason (start-up
+    time, a child process's entry point, an optional dependency), and says which in a
+    ``# lazy: ...`` comment on its line or the line above: otherwise it belongs at the top."""
+    silent: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        lines = text.splitlines()
+        comments = _comments(text)
+        for lineno, end in sorted(_package_imports_in_functions(ast.parse(text))):
+            own = [comments.get(n, "") for n in range(lineno, end + 1)]
+            above = lines[lineno - 2].strip() if lineno > 1 else ""
+            if not any("lazy" in c for c in [*own, above if above.startswith("#") else ""]):
+                silent.append(f"{path.relative_to(PACKAGE)}:{lineno}: {lines[lineno - 1].strip()}")
+    assert silent == [], "imports inside functions that do not say why:\n" + "\n".join(silent)
+
+
+def _package_imports_in_functions(tree: ast.Module) -> set[tuple[int, int]]:
+    """(first line, last line) of each ``import rlam_jupyter...`` / ``from rlam_jupyter...
+    import`` (or relative import) inside a function, nested ones included."""
+    found: set[tuple[int, int]] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.ImportFrom):
+                ours = sub.level > 0 or (sub.module or "").startswith("rlam_jupyter")
+            elif isinstance(sub, ast.Import):
+                ours = any(alias.name.startswith("rlam_jupyter") for alias in sub.names)
+            else:
+                continue
+            if ours:
+                found.add((sub.lineno, sub.end_lineno or sub.lineno))
+    return found
+
+
+def _comments(text: str) -> dict[int, str]:
+    """Line number → the comment on it (tokenized, so a ``#`` inside a string is none)."""
+    return {
+        token.start[0]: token.string
+        for token in tokenize.generate_tokens(io.StringIO(text).readline)
+        if token.type == tokenize.COMMENT
+    }
 
 
 def _loaded_after(code: str) -> list[str]:

@@ -38,6 +38,7 @@ from rlam_jupyter.actions.code_origin import (
     package_version,
 )
 from rlam_jupyter.values.digest import digest_bytes
+from rlam_jupyter.values.figures import style_settings
 from rlam_jupyter.values.hashing import Canonical, canonical_json, canonicalize
 
 _DYNAMIC_BUILTINS = frozenset(
@@ -395,8 +396,6 @@ class _Walk:
     def library_settings(self) -> None:
         """Global settings of the libraries the code calls that change what they compute."""
         if "matplotlib" in self.packages and "matplotlib" in sys.modules:
-            from rlam_jupyter.values.figures import style_settings
-
             self.tokens.add(f"config:matplotlib:{_digest('rc', '', style_settings())}")
         if "sklearn" in self.packages and "sklearn" in sys.modules:
             config = sorted((k, repr(v)) for k, v in sys.modules["sklearn"].get_config().items())

@@ -28,8 +28,11 @@ from typing import Any, Protocol
 from rlam_jupyter.actions.registry import ActionSpec
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.policy import StepTimeout, time_limit
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.objects import ObjectStore
 from rlam_jupyter.values.determinism import generator, pin_seeds
-from rlam_jupyter.values.hashing import Canonical, canonicalize, restore
+from rlam_jupyter.values.fingerprint import fingerprint
+from rlam_jupyter.values.hashing import Canonical, canonical_json, canonicalize, restore
 
 LOCAL = "local"
 DASK_SCHEME = "dask://"
@@ -146,13 +149,8 @@ def _on_worker(
     estimator for the trip back can change its bytes (not its state), and the trace
     must hold the bytes a local run would record. Restorable outputs travel as their
     canonical payload only; opaque ones as values."""
-    from rlam_jupyter.values.fingerprint import fingerprint
-
     inputs = dict(values)
     if paths:
-        from rlam_jupyter.store.layout import StoreLayout
-        from rlam_jupyter.store.objects import ObjectStore
-
         assert store_root is not None
         objects = ObjectStore(StoreLayout(Path(store_root)))
         inputs.update({name: objects.get(path) for name, path in paths.items()})
@@ -307,8 +305,6 @@ def executor_for(spec: str | None) -> Executor:
 
 
 def _params_text(params: Mapping[str, Any]) -> str:
-    from rlam_jupyter.values.hashing import canonical_json
-
     try:
         return canonical_json(dict(params)).decode()
     except (TypeError, ValueError):

@@ -96,7 +96,7 @@ class _InStore(Protocol):
 def compact_at_run_end(engine: _InStore, run: Run) -> None:
     """The engine's default run-end hook: a closed run moves to Parquet (fast reads at
     scale). Never fails the run's end; ``RLAM_AUTO_COMPACT=0`` turns it off."""
-    # Lazy: compaction loads DuckDB, which a kernel need not pay for before a run ends.
+    # lazy: compaction loads DuckDB, which a kernel need not pay for before a run ends.
     from rlam_jupyter.store.compaction import compact_ended_run
 
     compact_ended_run(engine.layout, run.run_id)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rlam_jupyter.actions.proposal import CheckedProposal, Proposal
+from rlam_jupyter.frontends.options import parse_overrides
 from rlam_jupyter.policy import Decision
 
 NOBODY = (
@@ -77,8 +78,6 @@ class ConsoleApprover:
 
 def parse_edits(items: list[str]) -> dict[str, Any]:
     """``["C=0.5", 'model="random_forest"']`` → values (JSON or Python literals, never code)."""
-    from rlam_jupyter.frontends.options import parse_overrides
-
     try:
         return parse_overrides(items)
     except Exception as exc:

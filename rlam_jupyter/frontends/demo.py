@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from rlam_jupyter.store.catalog import connect
+
 
 def run_notebook(path: Path, timeout: int = 600) -> Path:
     """Execute ``path`` with nbclient in its own folder; returns the executed copy's path."""
@@ -40,8 +42,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"executing {path} in a fresh kernel ...", flush=True)
     executed = run_notebook(path)
-    from rlam_jupyter.store.catalog import connect
-
     store = path.parent.resolve() / ".rlam"
     con = connect(store)
     summary = con.execute(

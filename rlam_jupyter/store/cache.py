@@ -187,6 +187,7 @@ def _entries_from_store(layout: StoreLayout) -> dict[str, CacheEntry]:
     stores written before the cache folder existed, and imported bundles."""
     if not (layout.journal_dir.is_dir() or layout.parquet_dir.is_dir()):
         return {}
+    # lazy: DuckDB, for old stores only: %load_ext and running steps load none
     from rlam_jupyter.store.catalog import connect
 
     con = connect(layout)

@@ -16,7 +16,8 @@ from typing import Any
 from rlam_jupyter.errors import StoreReadError
 from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.values.digest import FIGURE_KIND, digest_bytes
-from rlam_jupyter.values.hashing import Canonical, restore
+from rlam_jupyter.values.figures import stored_digest
+from rlam_jupyter.values.hashing import Canonical, hash_value, restore
 
 
 class ObjectStore:
@@ -106,11 +107,7 @@ class ObjectStore:
         path = self.path_of(relative_path)
         kind = path.suffix.lstrip(".")
         if kind in ("table", "series", "arrow"):
-            from rlam_jupyter.values.hashing import hash_value
-
             return hash_value(self.get(relative_path)) == expected_digest
         if kind == FIGURE_KIND:
-            from rlam_jupyter.values.figures import stored_digest
-
             return stored_digest(path.read_bytes()) == expected_digest
         return digest_bytes(kind, path.read_bytes()) == expected_digest

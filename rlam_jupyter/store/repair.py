@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from rlam_jupyter.store.catalog import Connection, connect, rows
+from rlam_jupyter.store.compaction import compact_ended_run
 from rlam_jupyter.store.journal import JournalWriter, now_us
 from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.resolve import StoreRef, resolve_store
@@ -101,8 +102,6 @@ def repair(store: StoreRef = None, *, dry_run: bool = False) -> RepairReport:
     finally:
         con.close()
     if not dry_run:
-        from rlam_jupyter.store.compaction import compact_ended_run
-
         for run in report.repaired:
             compact_ended_run(layout, run.run_id)
     return report

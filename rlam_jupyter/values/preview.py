@@ -10,6 +10,8 @@ import inspect
 from functools import cache
 from typing import Any
 
+from rlam_jupyter.values.figures import RENDER_DPI, is_figure_like, root_and_target
+
 
 def preview(value: Any, limit: int = 400) -> str:
     """A short, human-readable preview kept in the trace (never the full value)."""
@@ -83,8 +85,6 @@ def _figure_preview(value: Any) -> str | None:
     store); an Axes says which figure it belongs to."""
     if type(value).__module__.split(".")[0] not in ("matplotlib", "mpl_toolkits"):
         return None
-    from rlam_jupyter.values.figures import RENDER_DPI, is_figure_like, root_and_target
-
     if not is_figure_like(value):
         return None
     root, target = root_and_target(value)

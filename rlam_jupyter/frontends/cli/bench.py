@@ -31,8 +31,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run the chosen parts and print (or emit as JSON) their tables."""
+    # lazy: the engine and DuckDB, for rlam --help start-up
     from rlam_jupyter.operations.evaluation import UPSTREAM_HINT, run_evaluation
-    from rlam_jupyter.operations.evaluation.modes import upstream_available
+    from rlam_jupyter.operations.evaluation.modes import upstream_available  # lazy: engine, DuckDB
 
     if args.n < 1:
         print("rlam bench: --n must be at least 1 (3 is the quick default)", file=sys.stderr)
@@ -51,6 +52,7 @@ def run_bench(args: argparse.Namespace) -> int:
         text += ["", f"Paper evaluation ({args.n} re-runs per mode and experiment)"]
         text += format_table(evaluation.table())
     if "upstream" in parts:
+        # lazy: the engine and DuckDB, for rlam --help start-up
         from rlam_jupyter.operations.evaluation.side_by_side import run_side_by_side
 
         side = run_side_by_side(noop_steps=500, workflow_runs=3, realistic_repeats=3)
@@ -85,6 +87,7 @@ def _cell(value: Any) -> str:
 def _machine() -> dict[str, Any]:
     import os
 
+    # lazy: importlib.metadata & co. (~30 ms), for rlam --help
     from rlam_jupyter.values.fingerprint import cpu_model
 
     return {

@@ -92,6 +92,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    # lazy: DuckDB and Arrow, for rlam --help start-up
     from rlam_jupyter.operations.bundle.export import export
 
     result = export(
@@ -113,6 +114,7 @@ def _existing_bundle(path: str) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    # lazy: DuckDB and Arrow, for rlam --help start-up
     from rlam_jupyter.operations.bundle.verify import verify_bundle
 
     _existing_bundle(args.bundle)
@@ -128,8 +130,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    # lazy: DuckDB and Arrow, for rlam --help start-up
     from rlam_jupyter.operations.bundle.importer import import_bundle
-    from rlam_jupyter.operations.bundle.problems import BundleError
+    from rlam_jupyter.operations.bundle.problems import BundleError  # lazy: DuckDB, for start-up
 
     _existing_bundle(args.bundle)
     try:

@@ -49,8 +49,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    # lazy: the bundle package (DuckDB), for rlam --help start-up
     from rlam_jupyter.operations.bundle.reexecute import import_actions
-    from rlam_jupyter.operations.replay import replay
+    from rlam_jupyter.operations.replay import replay  # lazy: the engine and DuckDB, for start-up
 
     if "" not in sys.path:
         sys.path.insert(0, "")  # modules of the current folder, as `python -m` finds them
@@ -63,6 +64,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
+    # lazy: the engine and DuckDB, for rlam --help start-up
     from rlam_jupyter.operations.replay import diff
 
     result = diff(args.run_a, args.run_b, store=args.store)
@@ -71,6 +73,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _forks(args: argparse.Namespace) -> int:
+    # lazy: the engine and DuckDB, for rlam --help start-up
     from rlam_jupyter.operations.replay import fork_tree
 
     frame = fork_tree(args.run, store=args.store)

@@ -65,9 +65,10 @@ def _register_repair(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _compact(args: argparse.Namespace) -> int:
+    # lazy: DuckDB, for rlam --help start-up
     from rlam_jupyter.store.catalog import connect, resolve_run
-    from rlam_jupyter.store.compaction import compact
-    from rlam_jupyter.store.resolve import resolve_store
+    from rlam_jupyter.store.compaction import compact  # lazy: DuckDB, for rlam --help start-up
+    from rlam_jupyter.store.resolve import resolve_store  # lazy: Arrow, for rlam --help start-up
 
     layout = resolve_store(args.store)
     runs = None
@@ -83,7 +84,7 @@ def _compact(args: argparse.Namespace) -> int:
 
 
 def _export_parquet(args: argparse.Namespace) -> int:
-    from rlam_jupyter.store.parquet import export_parquet
+    from rlam_jupyter.store.parquet import export_parquet  # lazy: DuckDB, for rlam --help start-up
 
     summary = export_parquet(args.dest, args.store, events=args.events)
     lines = [f"{table:<14} {n:>10} rows" for table, n in summary["tables"].items()]
@@ -92,7 +93,7 @@ def _export_parquet(args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
-    from rlam_jupyter.store.gc import gc
+    from rlam_jupyter.store.gc import gc  # lazy: DuckDB, for rlam --help start-up
 
     report = gc(args.store, dry_run=args.dry_run, grace_s=args.grace)
     emit(args, report.__dict__, report.summary())
@@ -100,7 +101,7 @@ def _gc(args: argparse.Namespace) -> int:
 
 
 def _repair(args: argparse.Namespace) -> int:
-    from rlam_jupyter.store.repair import repair
+    from rlam_jupyter.store.repair import repair  # lazy: DuckDB, for rlam --help start-up
 
     report = repair(args.store, dry_run=args.dry_run)
     emit(args, report.to_json(), report.summary())

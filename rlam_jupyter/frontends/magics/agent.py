@@ -21,7 +21,9 @@ from rlam_jupyter.frontends.kernel import cell_info
 from rlam_jupyter.frontends.magics.cell import StepFailedError
 from rlam_jupyter.frontends.magics.commands import command
 from rlam_jupyter.frontends.options import Option
+from rlam_jupyter.operations.agent.fork import fork_agent
 from rlam_jupyter.operations.agent.loop import AgentLimits, AgentLoop, AgentOutcome, PendingApproval
+from rlam_jupyter.operations.agent.openai_provider import OpenAIProposer
 from rlam_jupyter.operations.agent.proposers import Proposer
 from rlam_jupyter.operations.agent.scripted import ScriptedProposer
 from rlam_jupyter.policy import Decision
@@ -59,8 +61,6 @@ AGENT_OPTIONS: list[Option] = [
 def make_proposer(args: Any, body: str, session: Session) -> Proposer:
     if args.provider == "scripted":
         return ScriptedProposer.from_text(body, session.engine.registry)
-    from rlam_jupyter.operations.agent.openai_provider import OpenAIProposer
-
     return OpenAIProposer(args.model, args.base_url, timeout_s=args.timeout)
 
 
@@ -113,8 +113,6 @@ def agent_cell(magics: Magics, session: Session, args: Any, cell: str | None) ->
 
 def _fork(session: Session, args: Any, proposer: Proposer, limits: AgentLimits) -> Any:
     """``--fork RUN --at SEQ``: share the steps before SEQ, re-ask the agent from there."""
-    from rlam_jupyter.operations.agent.fork import fork_agent
-
     if args.at is None:
         raise UsageError("%%rlam agent --fork RUN needs --at SEQ (the step to re-ask from)")
     outcome: AgentOutcome = fork_agent(

@@ -16,6 +16,7 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 def _load_jupyter_server_extension(server_app: Any) -> None:
     """Register the ``/rlam/api/`` routes on the running server."""
+    # lazy: tornado, jupyter_server, DuckDB: only once the server loads the extension
     from rlam_jupyter.frontends.server.handlers import setup_handlers
 
     setup_handlers(server_app.web_app, server_app.root_dir)

@@ -18,7 +18,7 @@ import traitlets
 from rlam_jupyter.frontends.kernel import kernel_session
 from rlam_jupyter.operations.browse import artifacts, queries, step_detail
 from rlam_jupyter.operations.browse.snapshots import Snapshot, SnapshotCache
-from rlam_jupyter.store.catalog import Connection
+from rlam_jupyter.store.catalog import Connection, connect, resolve_run
 from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.resolve import StoreRef, resolve_store
 from rlam_jupyter.values.digest import FIGURE_KIND
@@ -144,8 +144,6 @@ def browse(run: str | None = None, store: StoreRef = None) -> TraceBrowser:
         layout = _kernel_store() or resolve_store()
     run_id = None
     if run is not None:
-        from rlam_jupyter.store.catalog import connect, resolve_run
-
         run_id = resolve_run(connect(layout), run)
     return TraceBrowser(layout, run_id)
 

@@ -10,10 +10,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rlam_jupyter.engine import Engine
+from rlam_jupyter.operations.agent.fork import fork_agent
 from rlam_jupyter.operations.agent.loop import AgentLimits, AgentLoop, AgentOutcome, PendingApproval
+from rlam_jupyter.operations.agent.openai_provider import OpenAIProposer
 from rlam_jupyter.operations.agent.proposers import Proposer, ProviderError
 from rlam_jupyter.operations.agent.scripted import ScriptedProposer
 from rlam_jupyter.operations.agent.tools import (
@@ -64,23 +64,12 @@ def run_agent(
     return outcome
 
 
-def __getattr__(name: str) -> Any:
-    if name == "OpenAIProposer":
-        from rlam_jupyter.operations.agent.openai_provider import OpenAIProposer
-
-        return OpenAIProposer
-    if name == "fork_agent":
-        from rlam_jupyter.operations.agent.fork import fork_agent
-
-        return fork_agent
-    raise AttributeError(f"module 'rlam_jupyter.operations.agent' has no attribute {name!r}")
-
-
 __all__ = [
     "OUTPUTS_ARG",
     "AgentLimits",
     "AgentLoop",
     "AgentOutcome",
+    "OpenAIProposer",
     "PendingApproval",
     "Proposer",
     "ProviderError",
@@ -88,6 +77,7 @@ __all__ = [
     "ScriptedProposer",
     "ToolCall",
     "agent_tools",
+    "fork_agent",
     "run_agent",
     "to_proposal",
 ]

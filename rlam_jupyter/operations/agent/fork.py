@@ -19,6 +19,7 @@ from rlam_jupyter.engine.trace import StepResult
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.operations.agent.loop import AgentLimits, AgentLoop, AgentOutcome
 from rlam_jupyter.operations.agent.proposers import Proposer
+from rlam_jupyter.operations.replay import fork, open_lineage, start_fork_run
 from rlam_jupyter.policy import Approver
 from rlam_jupyter.store.catalog import Connection
 from rlam_jupyter.store.index.lineage import Lineage
@@ -55,8 +56,6 @@ def fork_agent(
                 "fork_agent needs a proposer to re-ask, or params to override step "
                 f"{at} (e.g. params={{'C': 0.1}})"
             )
-        from rlam_jupyter.operations.replay import fork
-
         return fork(run, at, params, store=store, engine=engine)
     engine = engine if engine is not None else Engine(store)
     new_run, messages = _start_fork(engine, run, int(at), name, notebook)
@@ -80,8 +79,6 @@ def _start_fork(
     engine: Engine, ref: str, seq: int, name: str | None, notebook: str | None
 ) -> tuple[Run, list[Any]]:
     """Open the fork run (names before ``seq`` bound lazily) and read the conversation."""
-    from rlam_jupyter.operations.replay import open_lineage, start_fork_run
-
     with open_lineage(engine, ref) as (lineage, con):
         messages = _conversation_before(con, lineage, lineage.run.run_id, seq)
     run = start_fork_run(

@@ -123,6 +123,7 @@ def environment(con: Connection, run_id: str) -> Row:
 
 def action_schemas() -> dict[str, Row]:
     """JSON Schema of every registered action (what the fork form is generated from)."""
+    # lazy: pydantic (~55 ms): the server needs the registry only for the fork form
     from rlam_jupyter.actions.default_registry import registry
 
     return {

@@ -64,8 +64,9 @@ def check_trace(result: Inspection) -> None:
 def _altered_action_sources(table: pa.Table) -> str | None:
     """A recorded action source whose text does not match its hash would be executed by
     ``verify --reexecute``: refuse the bundle instead."""
+    # lazy: pydantic (~55 ms), which rlam export never loads
     from rlam_jupyter.actions.rebuild import RecordedSource
-    from rlam_jupyter.actions.source import source_digest
+    from rlam_jupyter.actions.source import source_digest  # lazy: pydantic, for rlam export
 
     for row in table.to_pylist():
         source = RecordedSource.from_row(row)

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from rlam_jupyter.errors import UnknownRunError
 from rlam_jupyter.operations.bundle.trace_rows import arrow_table
-from rlam_jupyter.store.catalog import Connection
+from rlam_jupyter.store.catalog import Connection, resolve_run
 from rlam_jupyter.store.schema import TABLES
 
 
@@ -44,8 +44,6 @@ def with_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def select_runs(con: Connection, refs: Sequence[str] | None) -> tuple[str, ...]:
     """Resolve run references (ids, names, prefixes) and add fork ancestors; all runs if None."""
-    from rlam_jupyter.store.catalog import resolve_run
-
     if refs:
         chosen = {resolve_run(con, ref) for ref in refs}
     else:

@@ -32,14 +32,13 @@ from rlam_jupyter.store.layout import StoreLayout
 from rlam_jupyter.store.resolve import StoreRef, resolve_store
 from rlam_jupyter.store.schema import SCHEMA_VERSION
 from rlam_jupyter.values.hashing import hash_file
+from rlam_jupyter.version import __version__
 
 _STREAM_FROM_BYTES = 8 << 20
 """Objects larger than this are streamed from disk; smaller ones are read once."""
 
 
 def producer() -> str:
-    from rlam_jupyter.version import __version__
-
     return f"rlam-jupyter {__version__}"
 
 

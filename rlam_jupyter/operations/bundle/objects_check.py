@@ -9,6 +9,8 @@ be checked.
 from __future__ import annotations
 
 from rlam_jupyter.values.digest import FIGURE_KIND, digest_bytes
+from rlam_jupyter.values.figures import stored_digest
+from rlam_jupyter.values.hashing import hash_value, restore
 
 TABLE_KINDS = ("table", "series", "arrow")
 
@@ -16,8 +18,6 @@ TABLE_KINDS = ("table", "series", "arrow")
 def object_digest(kind: str, payload: bytes) -> str:
     """The digest the engine recorded for an object with these bytes (raises ValueError)."""
     if kind == FIGURE_KIND:
-        from rlam_jupyter.values.figures import stored_digest
-
         return stored_digest(payload)
     if kind not in TABLE_KINDS:
         return digest_bytes(kind, payload)
@@ -40,8 +40,6 @@ def object_matches(kind: str, payload: bytes, expected: str) -> bool:
         return True
     if kind not in TABLE_KINDS:
         return False
-    from rlam_jupyter.values.hashing import hash_value, restore
-
     try:
         return hash_value(restore(kind, payload)) == expected
     except Exception:

@@ -26,12 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rlam_jupyter.operations.bundle.trace_rows import json_field
+from rlam_jupyter.store.catalog import connect
+from rlam_jupyter.store.layout import StoreLayout
+from rlam_jupyter.store.objects import ObjectStore
+from rlam_jupyter.values.hashing import digest_as
 
 if TYPE_CHECKING:
     from rlam_jupyter.engine import Engine, Run
     from rlam_jupyter.engine.trace import StepResult
     from rlam_jupyter.operations.recorded_actions import RecordedActions
-    from rlam_jupyter.store.objects import ObjectStore
 
 IDENTICAL = "identical"
 DIVERGED = "diverged"
@@ -123,12 +126,13 @@ def _with_replay(replay: Any, store: Path, run_ids: Sequence[str]) -> list[StepO
 
 
 def _with_engine(store: Path, run_ids: Sequence[str]) -> list[StepOutcome]:
+    # lazy: pydantic and the engine: export and verify import this module
     from rlam_jupyter.actions.default_registry import registry
-    from rlam_jupyter.engine import Engine
-    from rlam_jupyter.operations.recorded_actions import RecordedActions, rows_from_connection
-    from rlam_jupyter.store.catalog import connect
-    from rlam_jupyter.store.layout import StoreLayout
-    from rlam_jupyter.store.objects import ObjectStore
+    from rlam_jupyter.engine import Engine  # lazy: the engine, for re-execution only
+    from rlam_jupyter.operations.recorded_actions import (  # lazy: pydantic, for rlam export
+        RecordedActions,
+        rows_from_connection,
+    )
 
     layout = StoreLayout(store)
     con = connect(layout)
@@ -168,8 +172,9 @@ def _reexecute_step(
     actions: RecordedActions,
 ) -> tuple[str, str]:
     """Re-run one recorded step through the engine on its recorded inputs: (outcome, detail)."""
+    # lazy: pydantic and the engine: export and verify import this module
     from rlam_jupyter.actions.proposal import Proposal
-    from rlam_jupyter.engine import Binding
+    from rlam_jupyter.engine import Binding  # lazy: the engine, for re-execution only
 
     status = step["status"]
     if status == "rejected":
@@ -230,8 +235,6 @@ def _differing_outputs(
 ) -> list[str]:
     """Outputs whose new hash differs from the record; an output recorded by an older
     encoding is re-hashed the way it was recorded before it is called different."""
-    from rlam_jupyter.values.hashing import digest_as
-
     differing = []
     for name, recorded_id in sorted(recorded.items()):
         if result.outputs.get(name) == recorded_id:

@@ -20,6 +20,7 @@ from typing import Any
 
 from rlam_jupyter.operations.bundle.archive import DEFAULT_LIMITS, Limits
 from rlam_jupyter.operations.bundle.checks import inspect_bundle
+from rlam_jupyter.operations.bundle.importer import import_bundle
 from rlam_jupyter.operations.bundle.inspection import (
     FAILED,
     INFO,
@@ -193,8 +194,6 @@ def _check_reexecution(
             Check("re-execution", SKIPPED, "not attempted: the bundle failed the checks above")
         )
         return
-    from rlam_jupyter.operations.bundle.importer import import_bundle
-
     run_ids = [r["run_id"] for r in inspection.rows.runs]
     with tempfile.TemporaryDirectory(prefix="rlam-verify-") as scratch:
         store = Path(scratch) / "store"

@@ -16,6 +16,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, cast
 
+from rlam_jupyter.actions.default_registry import registry
 from rlam_jupyter.operations.evaluation.workflow import Feedback, Intent
 
 MAX_TURNS = 20
@@ -44,8 +45,6 @@ class OpenAIStandIn:
 
     def __init__(self, plan: Sequence[Intent]) -> None:
         from openai import OpenAI
-
-        from rlam_jupyter.actions.default_registry import registry
 
         self._registry = registry()
         self._client = OpenAI(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from rlam_jupyter.operations.evaluation.workflow import Experiment
+from rlam_jupyter.store.catalog import connect
 
 EventKind = Literal["proposal", "decision", "execution", "failure"]
 
@@ -80,8 +81,6 @@ class TraceKept:
 
     @classmethod
     def read(cls, store: Path) -> TraceKept:
-        from rlam_jupyter.store.catalog import connect
-
         con = connect(store)
         table = con.execute(
             "SELECT step_id, action, params, status, outputs, error_type, error_message "
@@ -128,8 +127,6 @@ def _subset(wanted: Mapping[str, Any], recorded: Mapping[str, Any]) -> bool:
 
 def recorded_hashes(store: Path, run_ids: Sequence[str]) -> tuple[tuple[str, str], ...]:
     """Output hashes of succeeded steps as the trace records them, run by run, step by step."""
-    from rlam_jupyter.store.catalog import connect
-
     con = connect(store)
     pairs: list[tuple[str, str]] = []
     for role, run_id in zip(("main", "fork"), run_ids, strict=False):

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import rlam_jupyter.engine.engine as engine_module
+from rlam_jupyter.actions.proposal import Proposal
+from rlam_jupyter.engine import Engine, Run
 from rlam_jupyter.operations.evaluation.metrics import (
     Event,
     Kept,
@@ -34,6 +37,7 @@ from rlam_jupyter.operations.evaluation.workflow import (
     plan,
     seeded_tools,
 )
+from rlam_jupyter.operations.replay import fork
 from rlam_jupyter.values.hashing import hash_value
 
 
@@ -220,8 +224,6 @@ def seeds_unpinned() -> Iterator[None]:
 
     Used to show that reproducibility success is measured, not assumed.
     """
-    import rlam_jupyter.engine.engine as engine_module
-
     original = engine_module.__dict__["derive_seed"]
 
     def fresh(run_seed: int, seq: int) -> int:
@@ -255,9 +257,6 @@ class RlamMode:
             return self._repeat(experiment, index, workdir)
 
     def _repeat(self, experiment: Experiment, index: int, workdir: Path) -> Repetition:
-        from rlam_jupyter.actions.proposal import Proposal
-        from rlam_jupyter.engine import Engine, Run
-
         store = workdir / "store"
         observer = Observer()
         observer.start()
@@ -297,8 +296,6 @@ class RlamMode:
         """The product's own fork (``rlam_jupyter.operations.replay.fork``): the steps before the
         training step are shared by reference, training is re-proposed with the new
         ``C`` and evaluation re-runs after it."""
-        from rlam_jupyter.operations.replay import fork
-
         at = [r for r in parent.results if r.ok][FORK_AT].seq
         observer.start()
         report = fork(parent.run_id, at, {"C": FORK_C}, store=str(store), engine=engine)

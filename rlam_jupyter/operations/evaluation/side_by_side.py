@@ -26,7 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlam_jupyter.actions.proposal import Proposal, parse_cell
+from rlam_jupyter.actions.registry import Registry, build_spec
+from rlam_jupyter.engine import Engine
+from rlam_jupyter.operations.evaluation.runner import UPSTREAM_HINT
 from rlam_jupyter.operations.evaluation.workflow import RUN_SEED, outputs_of, plan, seeded_tools
+from rlam_jupyter.values.hashing import canonicalize
 
 TARGET_REALISTIC_PCT = 2.0
 
@@ -66,9 +71,6 @@ def _noop(i: int = 0) -> None:
 
 
 def _our_noop_engine(store: Path) -> tuple[Any, Any]:
-    from rlam_jupyter.actions.registry import Registry, build_spec
-    from rlam_jupyter.engine import Engine
-
     registry = Registry()
     registry.add(build_spec(_noop, name="noop", cache=False))
     engine = Engine(str(store), registry=registry)
@@ -84,8 +86,6 @@ def _upstream() -> Any:
 
 def noop_loop(steps: int, workdir: Path) -> dict[str, Any]:
     """Per-step time (µs, median) and retained memory (bytes) of a no-op step."""
-    from rlam_jupyter.actions.proposal import Proposal
-
     engine, run = _our_noop_engine(workdir / "noop-store")
 
     def ours(i: int) -> None:
@@ -145,9 +145,6 @@ def _retained_per_call(call: Callable[[int], None], steps: int) -> float:
 def workflow_overhead(runs: int, workdir: Path) -> dict[str, Any]:
     """Bookkeeping per step (ms) and retained memory per run (KiB) on the breast-cancer
     workflow, through this engine and through upstream, interleaved run by run."""
-    from rlam_jupyter.actions.proposal import Proposal
-    from rlam_jupyter.engine import Engine
-
     intents = plan("linear")
     engine = Engine(str(workdir / "workflow-store"))
     ours: list[float] = []
@@ -236,10 +233,6 @@ def realistic_step(
     engine does it (canonical pickle + blake3, no write: what any recorder that proves
     "identical outputs" by hash pays). Each is timed first after its training, cold as the
     engine's own bookkeeping is, on alternate steps."""
-    from rlam_jupyter.actions.proposal import parse_cell
-    from rlam_jupyter.engine import Engine
-    from rlam_jupyter.values.hashing import canonicalize
-
     keeping: dict[str, Callable[[Any], object]] = {
         "content_address": canonicalize,
         "pickle": lambda model: pickle.dumps(model, protocol=5),
@@ -350,8 +343,6 @@ def run_side_by_side(
     flow = workflow_overhead(workflow_runs, root)
     real = realistic_step(realistic_repeats, root)
     if noop["upstream_us"] is None:
-        from rlam_jupyter.operations.evaluation.runner import UPSTREAM_HINT
-
         notes.append(f"upstream rlam 0.1.0 is not installed: `{UPSTREAM_HINT}` adds its columns")
     rows = [
         Measured(

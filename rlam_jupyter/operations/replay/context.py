@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rlam_jupyter.actions.registry import Registry
 from rlam_jupyter.engine import Engine
 from rlam_jupyter.errors import RlamError
+from rlam_jupyter.store.catalog import resolve_run
 from rlam_jupyter.store.index.lineage import Lineage
 from rlam_jupyter.store.index.model import StepEntry
 from rlam_jupyter.store.index.source import IndexSource
@@ -78,8 +79,6 @@ def resolve(ctx: ReplayContext, ref: str) -> str:
         matches = [r for r in known if r.startswith(ref) or r.endswith(ref)]
         if len(matches) == 1:
             return matches[0]
-    from rlam_jupyter.store.catalog import resolve_run
-
     return resolve_run(ctx.source.connection(), ref)
 
 
