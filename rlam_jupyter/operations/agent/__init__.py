@@ -5,7 +5,7 @@
 - :func:`run_agent` / :class:`AgentLoop` — the failure-aware loop; every proposal is
   schema-checked and recorded, every call to the proposer is recorded in ``llm_calls``.
 - :func:`fork_agent` — branch an agent run and re-ask the agent from that step on.
-- ``%%rlam agent`` (``rlam_jupyter.operations.agent.magic``) — the notebook entry point.
+- ``%%rlam agent`` (``rlam_jupyter.frontends.magics.agent``) — the notebook entry point.
 """
 
 from __future__ import annotations
