@@ -61,7 +61,8 @@ def render(results: Path = RESULTS) -> str:
         f"Python {machine.get('python', '?')}, {machine.get('platform', '?')}"
     )
     parts = [
-        f"Measured on one machine ({described}), shared with other work while it ran; "
+        f"Measured on one machine ({described}) unless a section says otherwise, shared "
+        "with other work while it ran; "
         "regenerate with `python scripts/performance_table.py` after rerunning a benchmark. "
         "Ratios are the figures to compare across machines.\n"
     ]
@@ -74,6 +75,9 @@ def render(results: Path = RESULTS) -> str:
                 r for r in rows if r.get("experiment") != "all"
             ]
         extra = f" N = {data['n']} re-runs." if "n" in data else ""
+        own = data.get("machine", {})
+        if own.get("cpu") != machine.get("cpu"):
+            extra += f" Measured on another machine: {own.get('cpu', 'unknown CPU')}."
         parts.append(f"### {title}\n")
         if guide or extra:
             parts.append(f"{guide}{extra}".strip() + "\n")
