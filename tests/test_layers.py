@@ -19,7 +19,7 @@ import grimp
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "rlam_jupyter"
-HEAVY = ("duckdb", "pandas", "pyarrow", "sklearn", "IPython")
+HEAVY = ("duckdb", "pandas", "pyarrow", "sklearn", "IPython", "mcp")
 LONG_LITERAL_BUILDERS = {("prov_json.py", "build_prov"), ("ro_crate.py", "build_ro_crate")}
 """The PROV and RO-Crate documents are one flat literal each: long, but read top to bottom."""
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from rlam_jupyter.actions.registry import ActionSpec
 from rlam_jupyter.errors import RlamError
 
-Origin = str  # "cell" | "json" | "agent" | "sidebar" | "fork"
+Origin = str  # "cell" | "json" | "agent" | "mcp" | "sidebar" | "fork"
 
 
 class ProposalRejected(RlamError):

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from rlam_jupyter.errors import RlamError
-from rlam_jupyter.frontends.cli import audit, bench, bundle, replay, runs, store
+from rlam_jupyter.frontends.cli import audit, bench, bundle, mcp, replay, runs, store
 from rlam_jupyter.frontends.cli.output import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -21,7 +21,7 @@ from rlam_jupyter.frontends.cli.output import (
 )
 from rlam_jupyter.version import __version__
 
-TOPICS = (runs, replay, bundle, audit, store, bench)
+TOPICS = (runs, replay, bundle, audit, store, bench, mcp)
 """Modules that add their sub-commands with ``register(subparsers, common)``, in help order."""
 
 

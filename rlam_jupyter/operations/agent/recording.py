@@ -63,11 +63,15 @@ def record_call(
     request: Mapping[str, Any],
     outcome: CallOutcome,
     record_content: bool,
+    attributes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Append one ``llm_calls`` record to the run's journal; returns it."""
+    """Append one ``llm_calls`` record to the run's journal; returns it.
+
+    ``attributes``: more (or overriding) attributes, e.g. an MCP client's name and the
+    request id of the tool call that proposed a step."""
     reply = outcome.reply
     url = public_base_url(base_url)
-    attributes: dict[str, Any] = {
+    recorded: dict[str, Any] = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": provider,
         "gen_ai.request.model": model,
@@ -79,10 +83,10 @@ def record_call(
     }
     if url:
         parts = urlsplit(url)
-        attributes["server.address"] = parts.hostname
-        attributes["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
+        recorded["server.address"] = parts.hostname
+        recorded["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
     if reply is not None:
-        attributes.update(
+        recorded.update(
             {
                 "gen_ai.response.id": reply.response_id,
                 "gen_ai.response.model": reply.response_model,
@@ -95,7 +99,8 @@ def record_call(
             }
         )
     if outcome.error_type:
-        attributes["error.type"] = outcome.error_type
+        recorded["error.type"] = outcome.error_type
+    recorded.update(attributes or {})
     response_body = dict(reply.body) if reply is not None else None
     record = {
         "call_id": call_id,
@@ -120,7 +125,7 @@ def record_call(
         "error": f"{outcome.error_type}: {outcome.error_message}" if outcome.error_type else None,
         "started_at": outcome.started_us or now_us(),
         "turn": turn,
-        "attributes": json.dumps(attributes, default=repr),
+        "attributes": json.dumps(recorded, default=repr),
     }
     run.writer.append("llm_calls", record)
     return record

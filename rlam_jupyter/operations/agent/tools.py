@@ -106,11 +106,12 @@ def agent_tools(registry: Registry) -> list[dict[str, Any]]:
     return tools
 
 
-def to_proposal(call: ToolCall, registry: Registry) -> Proposal:
+def to_proposal(call: ToolCall, registry: Registry, origin: str = "agent") -> Proposal:
     """Turn one tool call into a proposal; raises :class:`ProposalRejected` saying what to fix.
 
     Only the shape is checked here (known tool, JSON object, inputs named by strings,
-    output names); types, ranges and bound names are the schema check's job.
+    output names); types, ranges and bound names are the schema check's job. ``origin``:
+    who sent the call, as the step records it (``agent``, ``mcp``).
     """
     name = call.name
     offered = {spec.name for spec in offered_actions(registry)}
@@ -140,26 +141,26 @@ def to_proposal(call: ToolCall, registry: Registry) -> Proposal:
             params[key] = value
     proposal = Proposal.from_json(
         {"action": name, "params": params, "inputs": inputs, "targets": list(targets)},
-        origin="agent",
+        origin=origin,
     )
     return Proposal(
         proposal.action,
         proposal.params,
         proposal.inputs,
         proposal.targets,
-        origin="agent",
+        origin=origin,
         source_text=proposal.as_source(),
     )
 
 
-def unparsed(call: ToolCall) -> Proposal:
+def unparsed(call: ToolCall, origin: str = "agent") -> Proposal:
     """A stand-in proposal for a tool call that could not be read, so its refusal is recorded."""
     name = call.name if isinstance(call.name, str) and call.name else "<no tool name>"
     arguments = call.arguments if isinstance(call.arguments, str) else repr(call.arguments)
     text = f"{name}({arguments})"
     if len(text) > 2000:
         text = text[:1999] + "…"
-    return Proposal(name[:200], origin="agent", source_text=text)
+    return Proposal(name[:200], origin=origin, source_text=text)
 
 
 def _arguments(call: ToolCall, spec: ActionSpec) -> dict[str, Any]:
