@@ -16,6 +16,7 @@ import sysconfig
 from collections.abc import Mapping
 from functools import lru_cache
 
+from rlam_jupyter.actions.former_names import FORMER_MODULE_NAMES
 from rlam_jupyter.values.digest import digest_bytes
 
 OWN_PACKAGE = "rlam_jupyter"
@@ -50,8 +51,11 @@ def is_user_module(module_name: str | None) -> bool:
 
 def home(module_name: str) -> str:
     """A module's name in identities: notebook code is ``__main__`` wherever it runs, also
-    when rebuilt from its recorded source under another module name."""
-    return "__main__" if module_name.startswith(REBUILT_PREFIX) else module_name
+    when rebuilt from its recorded source under another module name; a module of this
+    package that moved keeps its former name (:data:`FORMER_MODULE_NAMES`)."""
+    if module_name.startswith(REBUILT_PREFIX):
+        return "__main__"
+    return FORMER_MODULE_NAMES.get(module_name, module_name)
 
 
 def installed(path: str) -> bool:
