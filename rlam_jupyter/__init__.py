@@ -17,21 +17,24 @@ from rlam_jupyter.version import __version__
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from rlam_jupyter.actions.default_registry import registry
-    from rlam_jupyter.actions.proposal import Proposal
-    from rlam_jupyter.actions.registry import Input, action
-    from rlam_jupyter.engine import Engine
-    from rlam_jupyter.frontends.api import diff, fork, replay
-    from rlam_jupyter.frontends.widget import browse
-    from rlam_jupyter.operations.audit import audit
-    from rlam_jupyter.operations.bundle.export import export
-    from rlam_jupyter.operations.bundle.importer import import_bundle
-    from rlam_jupyter.operations.bundle.verify import verify_bundle
-    from rlam_jupyter.policy import Policy
-    from rlam_jupyter.store.catalog import connect
-    from rlam_jupyter.store.compaction import compact
-    from rlam_jupyter.store.parquet import export_parquet
-    from rlam_jupyter.values.fingerprint import fingerprint
+    from rlam_jupyter.actions.default_registry import registry as registry
+    from rlam_jupyter.actions.proposal import Proposal as Proposal
+    from rlam_jupyter.actions.registry import Input as Input
+    from rlam_jupyter.actions.registry import action as action
+    from rlam_jupyter.engine import Engine as Engine
+    from rlam_jupyter.frontends.api import audit as audit
+    from rlam_jupyter.frontends.api import diff as diff
+    from rlam_jupyter.frontends.api import fork as fork
+    from rlam_jupyter.frontends.api import replay as replay
+    from rlam_jupyter.frontends.widget import browse as browse
+    from rlam_jupyter.operations.bundle.export import export as export
+    from rlam_jupyter.operations.bundle.importer import import_bundle as import_bundle
+    from rlam_jupyter.operations.bundle.verify import verify_bundle as verify_bundle
+    from rlam_jupyter.policy import Policy as Policy
+    from rlam_jupyter.store.catalog import connect as connect
+    from rlam_jupyter.store.compaction import compact as compact
+    from rlam_jupyter.store.parquet import export_parquet as export_parquet
+    from rlam_jupyter.values.fingerprint import fingerprint as fingerprint
 
 _PUBLIC = {
     "action": "rlam_jupyter.actions.registry",
@@ -45,7 +48,7 @@ _PUBLIC = {
     "export": "rlam_jupyter.operations.bundle",
     "verify_bundle": "rlam_jupyter.operations.bundle",
     "import_bundle": "rlam_jupyter.operations.bundle",
-    "audit": "rlam_jupyter.operations.audit",
+    "audit": "rlam_jupyter.frontends.api",
     "browse": "rlam_jupyter.frontends.widget",
     "compact": "rlam_jupyter.store.compaction",
     "export_parquet": "rlam_jupyter.store.parquet",
@@ -55,28 +58,9 @@ _PUBLIC = {
 }
 """Public name → the module that defines it (imported on first use)."""
 
-__all__ = [
-    "Engine",
-    "Input",
-    "Policy",
-    "Proposal",
-    "__version__",
-    "action",
-    "audit",
-    "browse",
-    "compact",
-    "connect",
-    "diff",
-    "export",
-    "export_parquet",
-    "fingerprint",
-    "fork",
-    "import_bundle",
-    "load_ipython_extension",
-    "registry",
-    "replay",
-    "verify_bundle",
-]
+__all__ = ["Input", "__version__", "action", "connect", "load_ipython_extension", "registry"]
+"""What ``from rlam_jupyter import *`` binds (as in 0.2.0); the other public names are
+attributes: ``rlam_jupyter.replay``, ``rlam_jupyter.fork``, ..."""
 
 
 def __getattr__(name: str) -> Any:

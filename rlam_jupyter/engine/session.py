@@ -37,10 +37,10 @@ class Session:
         store: StoreRef = None,
         namespace: MutableMapping[str, Any] | None = None,
         policy: Policy | None = None,
+        notebook: str | None = None,
     ) -> Session:
-        notebook = os.environ.get("JPY_SESSION_NAME") or None
-        if namespace is not None and isinstance(namespace.get("__session__"), str):
-            notebook = notebook or namespace["__session__"]
+        """A session on ``store``; ``notebook``: the notebook its runs are recorded with
+        (front ends that know it say so: see :mod:`rlam_jupyter.frontends.kernel`)."""
         return cls(
             Engine(store, policy=policy),
             namespace if namespace is not None else {},

@@ -1,4 +1,4 @@
-"""The notebook's Python API (``rlam_jupyter.replay``, ``fork``, ``diff``): the operations,
+"""The notebook's Python API (``rlam_jupyter.replay``, ``fork``, ``diff``, ``audit``): the operations,
 with this kernel's session and namespace filled in.
 
 In a kernel, restored and forked values land in the notebook namespace and a fork
@@ -14,6 +14,8 @@ from typing import Any
 from rlam_jupyter.engine.session import Session
 from rlam_jupyter.frontends.kernel import kernel_session, user_namespace
 from rlam_jupyter.operations import replay as operations
+from rlam_jupyter.operations.audit import AuditReport
+from rlam_jupyter.operations.audit import audit as operations_audit
 from rlam_jupyter.operations.replay.diff_views import RunDiff
 from rlam_jupyter.operations.replay.views import ForkReport, ReplayReport
 from rlam_jupyter.store.resolve import StoreRef
@@ -60,3 +62,9 @@ def _in_kernel(
     if options.get("engine") is not None:
         return session, namespace
     return session or kernel_session(), namespace if namespace is not None else user_namespace()
+
+
+def audit(run: str | None = None, store: StoreRef = None, *, reproduce: bool = True) -> AuditReport:
+    """The paper's three metrics over ``run`` (or every run); in a kernel, re-executed with
+    the kernel's engine. See :func:`rlam_jupyter.operations.audit.audit`."""
+    return operations_audit(run, store, reproduce=reproduce, session=kernel_session())

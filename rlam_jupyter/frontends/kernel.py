@@ -6,6 +6,7 @@ hand it (or its namespace) to the operations they call.
 
 from __future__ import annotations
 
+import os
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -24,10 +25,17 @@ def session_of(shell: InteractiveShell) -> Session:
     """The kernel's rlam session, created on first use."""
     session = getattr(shell, _SESSION_ATTRIBUTE, None)
     if session is None:
-        session = Session.create(namespace=shell.user_ns)
+        session = Session.create(namespace=shell.user_ns, notebook=notebook_name(shell))
         setattr(shell, _SESSION_ATTRIBUTE, session)
         shell.events.register("pre_run_cell", _remember_cell(shell))
     return session
+
+
+def notebook_name(shell: InteractiveShell) -> str | None:
+    """The notebook this kernel serves, as Jupyter names it (``JPY_SESSION_NAME``, or the
+    ``__session__`` ipykernel puts in the namespace); None in a terminal."""
+    named = os.environ.get("JPY_SESSION_NAME") or shell.user_ns.get("__session__")
+    return named if isinstance(named, str) and named else None
 
 
 def close_session(shell: InteractiveShell) -> None:

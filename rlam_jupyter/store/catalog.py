@@ -269,7 +269,7 @@ WITH chain AS (
 )
 SELECT s.*, c.depth AS inherited_depth
 FROM steps s JOIN chain c ON s.run_id = c.run_id
-WHERE c.upto IS NULL OR s.seq < c.upto
+WHERE s.seq < coalesce(c.upto, 9223372036854775807)
 ORDER BY s.seq
 """
 

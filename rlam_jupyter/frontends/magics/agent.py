@@ -76,7 +76,7 @@ def agent_cell(magics: Magics, session: Session, args: Any, cell: str | None) ->
     if cell is None or not cell.strip():
         raise UsageError(
             "`%%rlam agent` is a cell command: put the task (or, with the scripted "
-            "provider, the steps) in the cell body. See `%%rlam agent --help`."
+            "provider, the steps) in the cell body. See `%rlam agent -h`."
         )
     try:
         limits = AgentLimits(args.max_steps, args.max_retries, args.max_run_retries)

@@ -12,4 +12,4 @@ from rlam_jupyter.operations.audit import audit
 
 @command("audit", "The paper's metrics over the trace.", AUDIT)
 def audit_command(magics: Any, session: Session, args: Any, cell: str | None) -> Any:
-    return audit(args.run, session.engine.layout, reproduce=not args.no_reproduce)
+    return audit(args.run, session.engine.layout, reproduce=not args.no_reproduce, session=session)

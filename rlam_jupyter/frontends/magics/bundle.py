@@ -9,11 +9,11 @@ from typing import Any
 from IPython.core.interactiveshell import InteractiveShell
 
 from rlam_jupyter.engine.session import Session
+from rlam_jupyter.frontends.kernel_notebook import NotebookLookup, find_kernel_notebook
 from rlam_jupyter.frontends.magics.commands import command
 from rlam_jupyter.frontends.options import Option
 from rlam_jupyter.operations.bundle.export import export
 from rlam_jupyter.operations.bundle.importer import import_bundle
-from rlam_jupyter.operations.bundle.kernel_notebook import NotebookLookup, find_kernel_notebook
 
 EXPORT: list[Option] = [
     (["notebook"], {"nargs": "?", "default": None}),

@@ -8,6 +8,7 @@ A command is a function declared with :func:`command`, in the module
 
 from __future__ import annotations
 
+import argparse
 import importlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -49,9 +50,11 @@ def command(
     the function receives them parsed (``-h`` prints the help and never calls it)."""
 
     def decorator(func: Command) -> Command:
-        prog = f"{'%' if cell else ''}rlam {name}"  # IPython's help adds the leading %
+        prog = f"{'%%' if cell else '%'}rlam {name}"
         declared: Command = magic_arguments(prog)(
-            kwds(add_help=True, description=description)(magic_options(options)(func))
+            kwds(add_help=True, description=description, formatter_class=argparse.HelpFormatter)(
+                magic_options(options)(func)
+            )
         )
 
         def handler(magics: Magics, session: Session, argv: list[str], body: str | None) -> Any:
@@ -89,8 +92,8 @@ def parse(handler: Any, argv: list[str]) -> Any:
     try:
         return parser.parse_args(argv)
     except UsageError as exc:
-        usage = " ".join(parser.format_usage().removeprefix("::").split())
-        raise UsageError(f"%{parser.prog}: {exc}\nusage: {usage}") from None
+        usage = " ".join(parser.format_usage().removeprefix("usage:").split())
+        raise UsageError(f"{parser.prog}: {exc}\nusage: {usage}") from None
     except SystemExit:  # -h / --help: argparse printed the help and wants to exit
         return None
 

@@ -3,18 +3,21 @@ and counted as reproducing, not reproducing, or not checked (named, with why).""
 
 from __future__ import annotations
 
+from rlam_jupyter.engine.session import Session
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.operations.audit.metrics import Tally
 from rlam_jupyter.store.layout import StoreLayout
 
 
-def reproducibility_of(layout: StoreLayout, run_id: str) -> Tally:
+def reproducibility_of(layout: StoreLayout, run_id: str, session: Session | None = None) -> Tally:
+    """``session``: a kernel's own session re-executes with its engine (its indexes are in
+    memory), as :func:`~rlam_jupyter.operations.replay.replay` does with it."""
     # lazy: replay brings in the engine, which an audit without re-execution never needs
     from rlam_jupyter.operations.replay import replay
 
     tally = Tally()
     try:
-        report = replay(run_id, verify=True, store=layout, namespace={})
+        report = replay(run_id, verify=True, store=layout, namespace={}, session=session)
     except RlamError as exc:
         tally.check(False, f"cannot be verified: {exc}")
         return tally

@@ -3,6 +3,7 @@ for Reproducibility Success unless told not to, and gathered in one report."""
 
 from __future__ import annotations
 
+from rlam_jupyter.engine.session import Session
 from rlam_jupyter.operations.audit.queries import run_ids_oldest_first
 from rlam_jupyter.operations.audit.report import AuditReport
 from rlam_jupyter.operations.audit.reproducibility import reproducibility_of
@@ -16,10 +17,12 @@ def audit(
     store: StoreRef = None,
     *,
     reproduce: bool = True,
+    session: Session | None = None,
 ) -> AuditReport:
     """Audit one run (id, name or unique prefix) or, with ``run=None``, every run.
 
-    ``reproduce=False`` skips the re-execution that measures Reproducibility Success.
+    ``reproduce=False`` skips the re-execution that measures Reproducibility Success;
+    ``session``: the kernel's, whose engine then re-executes (as replay uses it).
     """
     layout = resolve_store(store)
     con = connect(layout)
@@ -30,5 +33,5 @@ def audit(
         con.close()
     if reproduce:
         for item in audits:
-            item.reproducibility = reproducibility_of(layout, item.run_id)
+            item.reproducibility = reproducibility_of(layout, item.run_id, session)
     return AuditReport(audits)
