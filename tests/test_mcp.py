@@ -98,7 +98,8 @@ def test_tools_are_the_registrys_actions_with_their_schemas(driven: Any) -> None
     _, _, first, _ = driven
     by_name = {tool.name: tool for tool in first.tools}
     expected = {t["function"]["name"]: t["function"] for t in agent_tools(registry())}
-    assert set(by_name) == set(expected) | {"rlam_runs", "rlam_steps", "rlam_step"}
+    run_tools = {"rlam_runs", "rlam_steps", "rlam_step", "rlam_replay", "rlam_fork", "rlam_diff"}
+    assert set(by_name) == set(expected) | run_tools | {"rlam_audit"}
     assert "python" not in by_name
     for name, function in expected.items():
         spec, tool = registry()[name], by_name[name]

@@ -1,6 +1,7 @@
-"""``rlam mcp [--actions MODULE_OR_FILE ...] [--seed N] [--run NAME]``: the action
-registry as an MCP server over stdio, for the agents that start one as a subprocess
-(Claude Code, Cursor, Codex CLI, Goose, ...). Every tool call is a recorded step."""
+"""``rlam mcp [--actions MODULE_OR_FILE ...] [--seed N] [--run NAME] [--http [HOST:]PORT
+--token TOKEN]``: the action registry as an MCP server over stdio, for the agents that
+start one as a subprocess (Claude Code, Cursor, Codex CLI, Goose, ...), or over Streamable
+HTTP on loopback behind a bearer token. Every tool call is a recorded step."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ from typing import Any
 
 from rlam_jupyter.frontends.cli.output import EXIT_OK
 
+TOKEN_HELP = (
+    "the bearer token --http requires (also from the environment variable RLAM_MCP_TOKEN, "
+    "which keeps it out of the process list); at least 16 characters. '--token generate' "
+    "makes a random one and prints it to stderr. Clients send 'Authorization: Bearer TOKEN'; "
+    "requests without it get 401"
+)
+
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "mcp",
         parents=[common],
-        help="serve the action registry over MCP (stdio): each tool call a recorded step",
+        help="serve the action registry over MCP (stdio or HTTP): each tool call a recorded step",
         description=__doc__,
     )
     parser.add_argument(
@@ -28,21 +36,44 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run", default=None, metavar="NAME", help="name of the run the calls go to"
     )
+    parser.add_argument(
+        "--http",
+        default=None,
+        metavar="[HOST:]PORT",
+        help="serve Streamable HTTP at http://HOST:PORT/mcp instead of stdio; loopback hosts "
+        "only (127.0.0.1 by default, localhost, ::1); port 0 picks a free one (printed to "
+        "stderr)",
+    )
+    parser.add_argument("--token", default=None, metavar="TOKEN", help=TOKEN_HELP)
     parser.set_defaults(handler=serve)
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Import the actions, open the store's session and serve until stdin closes."""
+    """Import the actions, open the store's session and serve until stdin closes (stdio)
+    or the process is interrupted (HTTP)."""
     import anyio  # lazy: the MCP SDK and its server stack, for rlam --help start-up
 
     from rlam_jupyter.engine.session import Session  # lazy: the engine, for start-up
     from rlam_jupyter.frontends.mcp.calls import ActionCalls  # lazy: the MCP SDK, for start-up
-    from rlam_jupyter.frontends.mcp.server import serve_stdio  # lazy: the MCP SDK, for start-up
+    from rlam_jupyter.frontends.mcp.server import check_tool_names, serve_stdio  # lazy: SDK
     from rlam_jupyter.operations.bundle.reexecute import import_actions  # lazy: the engine
 
+    if args.http is not None:
+        from rlam_jupyter.frontends.mcp import http  # lazy: uvicorn, for start-up
+
+        endpoint = http.parse_endpoint(args.http)
+        token, generated = http.resolve_token(args.token)
+    elif args.token is not None:
+        from rlam_jupyter.errors import RlamError  # lazy: only on this usage error
+
+        raise RlamError("--token is for --http; over stdio the client owns the process")
     for item in args.actions:
         import_actions(item)
     session = Session.create(args.store)
+    check_tool_names(session.engine.registry)
     calls = ActionCalls(session, run_name=args.run, seed=args.seed)
-    anyio.run(serve_stdio, session, calls)
+    if args.http is None:
+        anyio.run(serve_stdio, session, calls)
+    else:
+        anyio.run(http.serve_http, session, calls, endpoint, token, generated)
     return EXIT_OK

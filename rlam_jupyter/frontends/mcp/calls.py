@@ -8,6 +8,10 @@ engine's gate (schema check, policy, approval) and the engine; the step links to
 call by ``proposed_by``. A call that cannot become a proposal (unknown tool, an input
 that is not a name, bad output names) is recorded as a ``rejected`` step all the same.
 The next call after a failure or a refusal is recorded as its recovery, as the agent's is.
+
+Arguments that are not a JSON object, or whose JSON exceeds :data:`MAX_ARGUMENT_BYTES`,
+are refused the same way before any check reads them; an oversized call is recorded by
+its size and hash, not its content, so one call cannot bloat the trace.
 """
 
 from __future__ import annotations
@@ -23,9 +27,13 @@ from rlam_jupyter.engine.trace import StepResult
 from rlam_jupyter.operations.agent.recording import CallOutcome, record_call
 from rlam_jupyter.operations.agent.tools import ToolCall, to_proposal, unparsed
 from rlam_jupyter.store.journal import now_us
+from rlam_jupyter.values.digest import digest_bytes
 
 ORIGIN = "mcp"
 PROVIDER = "mcp"
+MAX_ARGUMENT_BYTES = 1_000_000
+"""The largest arguments (as JSON) a call may carry: parameters are small; data is an
+artifact made by an action, passed by name."""
 
 
 @dataclass(frozen=True)
@@ -58,11 +66,17 @@ class ActionCalls:
         """Record, check and run one call; never raises for a refusal or a failure.
         Returns the step and its proposal (None: the call was not one)."""
         run = self.run()
-        call_id = self._record(run, tool, arguments, caller)
-        tool_call = ToolCall(caller.request_id or call_id, tool, json.dumps(arguments or {}))
+        encoded = json.dumps(arguments if arguments is not None else {}, default=repr)
+        size = len(encoded.encode())
+        problem = argument_problem(tool, arguments, size)
+        recorded = arguments if size <= MAX_ARGUMENT_BYTES else omitted(encoded)
+        call_id = self._record(run, tool, recorded, caller)
+        tool_call = ToolCall(caller.request_id or call_id, tool, encoded)
         engine = self.session.engine
         proposal: Proposal | None = None
         try:
+            if problem is not None:
+                raise ProposalRejected(problem, action=tool)
             proposal = to_proposal(tool_call, engine.registry, origin=ORIGIN)
         except ProposalRejected as rejection:
             result = engine.reject(run, unparsed(tool_call, ORIGIN), rejection, proposed_by=call_id)
@@ -98,3 +112,25 @@ class ActionCalls:
             },
         )
         return call_id
+
+
+def argument_problem(tool: str, arguments: Any, size: int) -> str | None:
+    """Why these arguments cannot be read as a call at all, or None."""
+    if arguments is not None and not isinstance(arguments, dict):
+        return (
+            f"{tool}: the arguments of a tool call must be a JSON object of named "
+            f"arguments, got a JSON {type(arguments).__name__}"
+        )
+    if size > MAX_ARGUMENT_BYTES:
+        return (
+            f"{tool}: the arguments are {size / 1e6:.1f} MB of JSON; a call may carry at most "
+            f"{MAX_ARGUMENT_BYTES / 1e6:.1f} MB (pass data as an artifact: load it with an "
+            "action and give its output's name)"
+        )
+    return None
+
+
+def omitted(encoded: str) -> dict[str, Any]:
+    """What the trace keeps of oversized arguments: their size and content hash."""
+    data = encoded.encode()
+    return {"rlam.arguments_omitted": {"bytes": len(data), "hash": digest_bytes("mcp-args", data)}}

@@ -10,7 +10,7 @@ namespace. The run tools only read the trace, through a snapshot of the store.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -19,12 +19,16 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
+from rlam_jupyter.actions.registry import Registry
 from rlam_jupyter.engine.session import Session
 from rlam_jupyter.errors import RlamError
+from rlam_jupyter.frontends.mcp.arguments import check_arguments
 from rlam_jupyter.frontends.mcp.calls import ActionCalls, Caller
 from rlam_jupyter.frontends.mcp.results import data_answer, error_answer, step_answer
+from rlam_jupyter.frontends.mcp.run_operations import OPERATION_TOOLS
 from rlam_jupyter.frontends.mcp.run_tools import RUN_TOOLS
 from rlam_jupyter.frontends.mcp.tool_list import all_tools
+from rlam_jupyter.operations.browse.rows import Row
 from rlam_jupyter.operations.browse.snapshots import SnapshotCache
 from rlam_jupyter.version import __version__
 
@@ -33,7 +37,8 @@ INSTRUCTIONS = (
     "Every tool but the rlam_* ones is an action of the R-LAM registry: a call is a "
     "proposal, schema-checked, run deterministically (seeded, cached) and recorded in a "
     "provenance trace. Artifact inputs are the names of earlier outputs; name outputs "
-    "with _outputs. rlam_runs, rlam_steps and rlam_step read the trace."
+    "with _outputs. rlam_runs, rlam_steps and rlam_step read the trace; rlam_replay "
+    "verifies a run, rlam_fork branches one, rlam_diff compares two, rlam_audit scores them."
 )
 
 
@@ -47,6 +52,18 @@ def caller_of(ctx: ServerRequestContext[Any]) -> Caller:
         request_id=None if ctx.request_id is None else str(ctx.request_id),
         protocol_version=ctx.protocol_version,
     )
+
+
+def check_tool_names(registry: Registry) -> None:
+    """Refuse to serve an action whose name is a run tool's: the client could reach only
+    one of them, and a renamed tool would no longer match the action in the trace."""
+    for name in sorted(set(registry) & (set(RUN_TOOLS) | set(OPERATION_TOOLS))):
+        spec = registry[name]
+        raise RlamError(
+            f"the action {name!r} ({spec.func.__module__}.{spec.func.__qualname__}) has "
+            f"the name of the run tool {name!r} of rlam mcp; rename the action "
+            f"(@action(name=...)): names starting with rlam_ are the server's"
+        )
 
 
 def build_server(session: Session, calls: ActionCalls) -> Server[Any]:
@@ -63,12 +80,22 @@ def build_server(session: Session, calls: ActionCalls) -> Server[Any]:
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         async with lock:
-            run_tool = RUN_TOOLS.get(params.name)
+            name, arguments = params.name, params.arguments
+            run_tool = RUN_TOOLS.get(name)
             if run_tool is not None:
-                return _read(
-                    run_tool.answer, snapshots, session, params.arguments or {}, params.name
+                return _answer(
+                    run_tool.definition,
+                    arguments,
+                    lambda checked: run_tool.answer(snapshots.get(session.engine.layout), checked),
                 )
-            result, proposal = calls.call(params.name, params.arguments, caller_of(ctx))
+            operation = OPERATION_TOOLS.get(name)
+            if operation is not None:
+                return _answer(
+                    operation.definition,
+                    arguments,
+                    lambda checked: operation.answer(session, checked),
+                )
+            result, proposal = calls.call(name, arguments, caller_of(ctx))
             return step_answer(result, proposal)
 
     return Server(
@@ -80,20 +107,16 @@ def build_server(session: Session, calls: ActionCalls) -> Server[Any]:
     )
 
 
-def _read(
-    answer: Any,
-    snapshots: SnapshotCache,
-    session: Session,
-    arguments: Mapping[str, Any],
-    name: str,
+def _answer(
+    tool: types.Tool, arguments: Any, answer: Callable[[dict[str, Any]], Row]
 ) -> types.CallToolResult:
+    """A run tool's answer, or a tool error naming the bad argument or the missing run."""
     try:
-        data = answer(snapshots.get(session.engine.layout), arguments)
-    except KeyError as exc:
-        return error_answer(f"{name}: the argument {exc.args[0]!r} is required")
+        data = answer(check_arguments(tool.name, tool.input_schema, arguments))
     except (RlamError, ValueError, TypeError) as exc:
-        return error_answer(f"{name}: {exc}")
-    return data_answer(data, f"{name}: answered from the trace store")
+        message = str(exc)
+        return error_answer(message if message.startswith(tool.name) else f"{tool.name}: {message}")
+    return data_answer(data, f"{tool.name}: answered from the trace store")
 
 
 async def serve_stdio(session: Session, calls: ActionCalls) -> None:

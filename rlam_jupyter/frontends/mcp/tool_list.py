@@ -15,6 +15,7 @@ from typing import Any
 from mcp_types import Tool, ToolAnnotations
 
 from rlam_jupyter.actions.registry import ActionSpec, Registry
+from rlam_jupyter.frontends.mcp.run_operations import OPERATION_TOOLS
 from rlam_jupyter.frontends.mcp.run_tools import RUN_TOOLS
 from rlam_jupyter.operations.agent.tools import agent_tools
 
@@ -45,6 +46,10 @@ def tool_annotations(spec: ActionSpec) -> ToolAnnotations:
 
 
 def all_tools(registry: Registry) -> list[Tool]:
-    """The action tools, then the run tools (whose names no action can take: they
-    start with ``rlam_``, and the run tools are looked up first)."""
-    return action_tools(registry) + [tool.definition for tool in RUN_TOOLS.values()]
+    """The action tools, then the run tools (an action of a run tool's name is refused
+    at start-up: :func:`.server.check_tool_names`)."""
+    return (
+        action_tools(registry)
+        + [tool.definition for tool in RUN_TOOLS.values()]
+        + [tool.definition for tool in OPERATION_TOOLS.values()]
+    )

@@ -1,0 +1,145 @@
+"""``rlam mcp --http`` as a real subprocess, driven by the official SDK's client over
+Streamable HTTP with the bearer token, in both protocol eras the SDK serves (the
+initialize handshake and the stateless per-request envelope); requests without the
+token get 401, and the server refuses to start without one."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp_types import Implementation
+
+from rlam_jupyter.store.catalog import connect
+from tests.rlam_process import run_rlam
+
+RLAM_MCP = [sys.executable, "-m", "rlam_jupyter", "mcp"]
+TOKEN = "test-token-0123456789abcdef"
+CLIENT = Implementation(name="rlam-http-client", version="0.9")
+LOAD = ("load_dataset", {"name": "iris", "_outputs": ["data"]})
+
+
+def env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("RLAM_HOME", "RLAM_MCP_TOKEN")}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """``rlam mcp --http 127.0.0.1:0 --token TOKEN``; yields its URL (read from stderr)."""
+    store = tmp_path_factory.mktemp("mcp-http") / ".rlam"
+    process = subprocess.Popen(
+        [
+            *RLAM_MCP,
+            "--store",
+            str(store),
+            "--run",
+            "web",
+            "--http",
+            "127.0.0.1:0",
+            "--token",
+            TOKEN,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    found = re.search(r"at (http://\S+/mcp)", line)
+    assert found, line
+    try:
+        yield found.group(1), store
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def call(url: str, mode: str, token: str = TOKEN) -> Any:
+    async def drive() -> Any:
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+        async with (
+            http,
+            Client(
+                streamable_http_client(url, http_client=http),
+                client_info=CLIENT,
+                mode=mode,  # type: ignore[arg-type]
+                read_timeout_seconds=120,
+            ) as client,
+        ):
+            tools = (await client.list_tools()).tools
+            return tools, await client.call_tool(*LOAD)
+
+    return anyio.run(drive)
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+def test_a_call_over_http_is_a_succeeded_step(server: tuple[str, Path], mode: str) -> None:
+    """``legacy``: the initialize handshake (2025-11-25); ``auto``: the SDK's default,
+    which discovers the stateless revision (2026-07-28) and speaks it."""
+    url, store = server
+    tools, result = call(url, mode)
+    assert {"load_dataset", "rlam_fork", "rlam_audit"} <= {t.name for t in tools}
+    assert not result.is_error, result.content
+    content = result.structured_content
+    assert content["status"] in ("succeeded", "cached")
+    con = connect(store)
+    row = con.execute(
+        "SELECT s.status, c.model, c.attributes FROM steps s JOIN llm_calls c "
+        "ON c.call_id = s.proposed_by WHERE s.step_id = ?",
+        [content["step_id"]],
+    ).fetchone()
+    assert row is not None
+    assert row[0] == content["status"]
+    assert row[1] == CLIENT.name
+
+
+def test_the_first_http_call_succeeds_and_is_recorded(server: tuple[str, Path]) -> None:
+    _, store = server
+    con = connect(store)
+    statuses = [r[0] for r in con.execute("SELECT status FROM steps ORDER BY seq").fetchall()]
+    assert statuses[0] == "succeeded"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-0123456789"}])
+def test_a_request_without_the_token_gets_401(
+    server: tuple[str, Path], headers: dict[str, str]
+) -> None:
+    url, _ = server
+    request = urllib.request.Request(
+        url,
+        data=b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+        headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 401
+
+
+def test_http_without_a_token_refuses_to_start(tmp_path: Path) -> None:
+    result = run_rlam("mcp", "--store", str(tmp_path / ".rlam"), "--http", "127.0.0.1:0")
+    assert result.returncode != 0
+    assert "--token" in result.stderr
+    assert "RLAM_MCP_TOKEN" in result.stderr
+    assert not (tmp_path / ".rlam").exists()  # nothing was opened
+
+
+def test_http_refuses_a_non_loopback_host_and_a_short_token(tmp_path: Path) -> None:
+    public = run_rlam("mcp", "--http", "0.0.0.0:8765", "--token", TOKEN, cwd=tmp_path)
+    assert public.returncode != 0
+    assert "loopback" in public.stderr
+    short = run_rlam("mcp", "--http", "8765", "--token", "T", cwd=tmp_path)
+    assert short.returncode != 0
+    assert "at least 16" in short.stderr
