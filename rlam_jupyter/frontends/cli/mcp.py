@@ -23,7 +23,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "mcp",
         parents=[common],
         help="serve the action registry over MCP (stdio or HTTP): each tool call a recorded step",
-        description=__doc__,
+        description="Serve the action registry as an MCP server over stdio, for the agents "
+        "that start one as a subprocess (Claude Code, Cursor, Codex CLI, Goose, ...), or over "
+        "Streamable HTTP on loopback behind a bearer token (--http). Every tool call is a "
+        "schema-checked, recorded step; a refusal is a tool error and a rejected step. Runs "
+        "until the client disconnects (stdio) or Ctrl-C (HTTP).",
     )
     parser.add_argument(
         "--actions",
