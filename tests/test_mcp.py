@@ -19,6 +19,7 @@ from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult, Implementation, Tool
 
 from rlam_jupyter.actions.default_registry import registry
+from rlam_jupyter.actions.registry import Registry
 from rlam_jupyter.operations.agent.tools import agent_tools
 from rlam_jupyter.store.catalog import connect
 from tests.rlam_process import run_rlam
@@ -97,7 +98,13 @@ def steps(store: Path, run: str) -> list[dict[str, Any]]:
 def test_tools_are_the_registrys_actions_with_their_schemas(driven: Any) -> None:
     _, _, first, _ = driven
     by_name = {tool.name: tool for tool in first.tools}
-    expected = {t["function"]["name"]: t["function"] for t in agent_tools(registry())}
+    # the server process registers the built-in catalogue only: other tests of this
+    # process may have added actions of their own to its registry
+    catalogue = Registry()
+    for spec in registry().values():
+        if spec.func.__module__ == "rlam_jupyter.actions.catalogue":
+            catalogue.add(spec)
+    expected = {t["function"]["name"]: t["function"] for t in agent_tools(catalogue)}
     run_tools = {"rlam_runs", "rlam_steps", "rlam_step", "rlam_replay", "rlam_fork", "rlam_diff"}
     assert set(by_name) == set(expected) | run_tools | {"rlam_audit"}
     assert "python" not in by_name
