@@ -103,13 +103,9 @@ def test_a_call_over_http_is_a_succeeded_step(server: tuple[str, Path], mode: st
     assert row is not None
     assert row[0] == content["status"]
     assert row[1] == CLIENT.name
-
-
-def test_the_first_http_call_succeeds_and_is_recorded(server: tuple[str, Path]) -> None:
-    _, store = server
-    con = connect(store)
-    statuses = [r[0] for r in con.execute("SELECT status FROM steps ORDER BY seq").fetchall()]
-    assert statuses[0] == "succeeded"
+    # whichever mode called first ran the step; the later call is served from the cache
+    first = con.execute("SELECT status FROM steps ORDER BY seq LIMIT 1").fetchone()
+    assert first == ("succeeded",)
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-0123456789"}])
