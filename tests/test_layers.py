@@ -202,3 +202,11 @@ def test_the_architecture_page_lists_every_module_as_its_docstring_says() -> Non
         [sys.executable, str(script), "--check"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_an_audit_without_re_execution_does_not_load_the_engine() -> None:
+    probe = "import sys, rlam_jupyter.operations.audit\nprint('rlam_jupyter.engine' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

@@ -3,10 +3,14 @@ and counted as reproducing, not reproducing, or not checked (named, with why).""
 
 from __future__ import annotations
 
-from rlam_jupyter.engine.session import Session
+from typing import TYPE_CHECKING
+
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.operations.audit.metrics import Tally
 from rlam_jupyter.store.layout import StoreLayout
+
+if TYPE_CHECKING:  # the engine loads only when an audit re-executes
+    from rlam_jupyter.engine.session import Session
 
 
 def reproducibility_of(layout: StoreLayout, run_id: str, session: Session | None = None) -> Tally:

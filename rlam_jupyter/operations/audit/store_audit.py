@@ -3,13 +3,17 @@ for Reproducibility Success unless told not to, and gathered in one report."""
 
 from __future__ import annotations
 
-from rlam_jupyter.engine.session import Session
+from typing import TYPE_CHECKING
+
 from rlam_jupyter.operations.audit.queries import run_ids_oldest_first
 from rlam_jupyter.operations.audit.report import AuditReport
 from rlam_jupyter.operations.audit.reproducibility import reproducibility_of
 from rlam_jupyter.operations.audit.run_audit import audit_run
 from rlam_jupyter.store.catalog import connect, resolve_run
 from rlam_jupyter.store.resolve import StoreRef, resolve_store
+
+if TYPE_CHECKING:  # the engine loads only when an audit re-executes
+    from rlam_jupyter.engine.session import Session
 
 
 def audit(
