@@ -15,7 +15,7 @@ from typing import Any
 from mcp_types import Tool, ToolAnnotations
 
 from rlam_jupyter.engine.session import Session
-from rlam_jupyter.frontends.mcp.run_tools import RUN_ARG
+from rlam_jupyter.frontends.mcp.run_tools import RUN_ARG, tool
 from rlam_jupyter.operations.audit import audit
 from rlam_jupyter.operations.browse.rows import Row
 from rlam_jupyter.operations.replay import diff, fork, replay
@@ -62,21 +62,9 @@ def _audit(session: Session, arguments: Mapping[str, Any]) -> Row:
     return report.to_json()
 
 
-def _tool(
-    name: str, description: str, properties: Row, required: list[str], hints: ToolAnnotations
-) -> Tool:
-    schema = {
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": False,
-    }
-    return Tool(name=name, description=description, input_schema=schema, annotations=hints)
-
-
 OPERATION_TOOLS: dict[str, OperationTool] = {
     "rlam_replay": OperationTool(
-        _tool(
+        tool(
             "rlam_replay",
             "Verify a run: re-execute every step on its recorded inputs, seed and parameters "
             "and compare output hashes with the recording (identical / diverged / why not).",
@@ -87,7 +75,7 @@ OPERATION_TOOLS: dict[str, OperationTool] = {
         _replay,
     ),
     "rlam_fork": OperationTool(
-        _tool(
+        tool(
             "rlam_fork",
             "A new run from step `at` of `run`: earlier steps shared, step `at` re-proposed "
             "with `params` merged over its recorded parameters (schema-checked), later steps "
@@ -110,7 +98,7 @@ OPERATION_TOOLS: dict[str, OperationTool] = {
         _fork,
     ),
     "rlam_diff": OperationTool(
-        _tool(
+        tool(
             "rlam_diff",
             "Two runs aligned step by step: parameters, seeds, inputs, output hashes, "
             "metrics and environments that differ.",
@@ -121,7 +109,7 @@ OPERATION_TOOLS: dict[str, OperationTool] = {
         _diff,
     ),
     "rlam_audit": OperationTool(
-        _tool(
+        tool(
             "rlam_audit",
             "The paper's metrics (Reproducibility Success, Trace Completeness, Failure "
             "Visibility) and the failure report, for one run or every run of the store.",

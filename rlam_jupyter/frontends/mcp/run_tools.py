@@ -49,25 +49,30 @@ def _step(snapshot: Snapshot, arguments: Mapping[str, Any]) -> Row:
     return step_detail.step(snapshot.con, run_id, int(arguments["seq"]))
 
 
-def _tool(name: str, description: str, properties: Row, required: list[str]) -> Tool:
+def tool(
+    name: str,
+    description: str,
+    properties: Row,
+    required: list[str],
+    hints: ToolAnnotations = READ_ONLY,
+) -> Tool:
+    """A tool of this server's own (not an action): a closed JSON Schema of ``properties``."""
     schema = {
         "type": "object",
         "properties": properties,
         "required": required,
         "additionalProperties": False,
     }
-    return Tool(name=name, description=description, input_schema=schema, annotations=READ_ONLY)
+    return Tool(name=name, description=description, input_schema=schema, annotations=hints)
 
 
 RUN_TOOLS: dict[str, RunTool] = {
     "rlam_runs": RunTool(
-        _tool(
-            "rlam_runs", "The runs of this server's trace store, with their step counts.", {}, []
-        ),
+        tool("rlam_runs", "The runs of this server's trace store, with their step counts.", {}, []),
         _runs,
     ),
     "rlam_steps": RunTool(
-        _tool(
+        tool(
             "rlam_steps",
             "One page of a run's steps in order: action, status, seed, output hashes, error.",
             {
@@ -90,7 +95,7 @@ RUN_TOOLS: dict[str, RunTool] = {
         _steps,
     ),
     "rlam_step": RunTool(
-        _tool(
+        tool(
             "rlam_step",
             "One step in detail: parameters, where its inputs came from, its outputs with "
             "previews, its error and history, the call that proposed it.",
