@@ -164,3 +164,11 @@ def test_import_exit_codes(bundle: Path, tmp_path: Path) -> None:
     )
     assert problems["ok"] is False
     assert problems["problems"][0]["file"] == "../../escape.txt"
+
+
+def test_rlam_gc_help_states_the_stores_own_grace_period() -> None:
+    """``rlam gc --grace`` restates the store's default so that ``--help`` loads no DuckDB."""
+    from rlam_jupyter.frontends.cli import store as store_commands
+    from rlam_jupyter.store import gc
+
+    assert store_commands.GRACE_S == gc.GRACE_S
