@@ -10,11 +10,16 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rlam_jupyter.errors import RlamError
 
+if TYPE_CHECKING:
+    from rlam_jupyter.actions.registry import ActionSpec
+
 OnFailure = Literal["stop", "ask_agent", "recover"]
+ApprovalMode = Literal["none", "effects", "all"]
+APPROVAL_MODES: tuple[ApprovalMode, ...] = ("none", "effects", "all")
 
 
 @dataclass(frozen=True)
@@ -38,9 +43,25 @@ class Policy:
     allowed_actions: frozenset[str] | None = None
     denied_actions: frozenset[str] = field(default_factory=frozenset)
     require_approval: bool = False
+    approve_effects: bool = False
+    """Ask before any step of an action with effects (``--approve effects``)."""
     max_retries: int = 0
     timeout_s: float | None = None
     on_failure: OnFailure = "stop"
+
+    @classmethod
+    def approving(cls, mode: ApprovalMode, **rules: Any) -> Policy:
+        """The policy of ``--approve none|effects|all``."""
+        return cls(require_approval=mode == "all", approve_effects=mode == "effects", **rules)
+
+    def needs_approval(self, spec: ActionSpec) -> bool:
+        """Whether a person decides a step of ``spec`` before it runs: every step
+        (``require_approval``), the action's own declaration, or its effects. Until
+        actions declare effects one by one, an action has effects when its determinism
+        is ``external`` (it reads or changes the world outside its inputs)."""
+        if self.require_approval or spec.requires_approval:
+            return True
+        return self.approve_effects and has_effects(spec)
 
     def refusal(self, action: str) -> str | None:
         """Why ``action`` may not run under this policy, or None when it may."""
@@ -50,6 +71,11 @@ class Policy:
             allowed = ", ".join(sorted(self.allowed_actions))
             return f"the policy allows only these actions: {allowed}"
         return None
+
+
+def has_effects(spec: ActionSpec) -> bool:
+    """Whether a step of ``spec`` may act on the world beyond its outputs."""
+    return spec.determinism == "external"
 
 
 class StepTimeout(RlamError):

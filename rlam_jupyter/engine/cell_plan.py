@@ -38,9 +38,9 @@ def independent_calls(
         if waits or any(name not in run.bindings for name in proposal.inputs.values()):
             continue
         spec = engine.registry.get(proposal.action)
-        if spec is None or spec.determinism == "external" or spec.requires_approval:
+        if spec is None or spec.determinism == "external" or engine.policy.needs_approval(spec):
             continue
-        if engine.policy.require_approval or engine.policy.refusal(spec.name):
+        if engine.policy.refusal(spec.name):
             continue
         try:
             checked = check(proposal, engine.registry, engine.bound_values(run))

@@ -193,14 +193,18 @@ class Engine:
         recovers: str | None = None,
         proposed_by: str | None = None,
         spec: ActionSpec | None = None,
+        approver: Approver | None = None,
     ) -> StepResult:
         """Check, record and (unless ``dry_run``) execute one proposal. Never raises for
         a rejection or a failure of the action: those are results, recorded.
 
+        ``approver`` decides this proposal instead of the engine's own approver (a front
+        end that asks its own person, such as an MCP client's).
+
         ``recovers`` names the failed step this one answers: its step id, or its
         number (``seq``) in this run. ``spec``: run this action instead of the registry's
         of the same name (a recorded ``python`` cell, an action rebuilt from its source)."""
-        admitted = self._admit(run, proposal, spec, recovers, cell, proposed_by)
+        admitted = self._admit(run, proposal, spec, recovers, cell, proposed_by, approver)
         if isinstance(admitted, StepResult):
             return admitted
         checked, recovers = admitted
@@ -227,6 +231,7 @@ class Engine:
         recovers: str | None,
         cell: CellInfo | None,
         proposed_by: str | None,
+        approver: Approver | None = None,
     ) -> tuple[CheckedProposal, str | None] | StepResult:
         """The gate: the proposal checked and approved, with the step id it recovers;
         or its rejection, recorded."""
@@ -237,8 +242,9 @@ class Engine:
                 recovers = recovery_target(run, recovers, proposal)
         except ProposalRejected as rejection:
             return self.reject(run, proposal, rejection, cell, proposed_by=proposed_by)
-        if checked.spec.requires_approval or self.policy.require_approval:
-            approved = ask_approval(self.approver, self.registry, run, checked, bound)
+        if self.policy.needs_approval(checked.spec):
+            decide = approver if approver is not None else self.approver
+            approved = ask_approval(decide, self.registry, run, checked, bound)
             if isinstance(approved, Refusal):
                 refused, why = approved.proposal, approved.rejection
                 return self.reject(run, refused, why, cell, proposed_by=proposed_by)

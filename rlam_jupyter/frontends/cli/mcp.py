@@ -1,5 +1,5 @@
-"""``rlam mcp [--actions MODULE_OR_FILE ...] [--seed N] [--run NAME] [--http [HOST:]PORT
---token TOKEN]``: the action registry as an MCP server over stdio, for the agents that
+"""``rlam mcp [--actions MODULE_OR_FILE ...] [--seed N] [--run NAME] [--approve
+none|effects|all] [--http [HOST:]PORT --token TOKEN]``: the action registry as an MCP server over stdio, for the agents that
 start one as a subprocess (Claude Code, Cursor, Codex CLI, Goose, ...), or over Streamable
 HTTP on loopback behind a bearer token. Every tool call is a recorded step."""
 
@@ -49,6 +49,21 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "stderr)",
     )
     parser.add_argument("--token", default=None, metavar="TOKEN", help=TOKEN_HELP)
+    parser.add_argument(
+        "--approve",
+        choices=("none", "effects", "all"),
+        default="none",
+        help="which steps wait for a person's decision: none (only actions declared "
+        "requires_approval), effects (also every action with effects), all. The client "
+        "shows the decision form (MCP elicitation); a client without it gets a refusal",
+    )
+    parser.add_argument(
+        "--approval-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="refuse (and record) a step whose approval takes longer (default 600)",
+    )
     parser.set_defaults(handler=serve)
 
 
@@ -59,8 +74,10 @@ def serve(args: argparse.Namespace) -> int:
 
     from rlam_jupyter.engine.session import Session  # lazy: the engine, for start-up
     from rlam_jupyter.frontends.mcp.calls import ActionCalls  # lazy: the MCP SDK, for start-up
+    from rlam_jupyter.frontends.mcp.dispatch import Dispatcher  # lazy: the MCP SDK
     from rlam_jupyter.frontends.mcp.server import check_tool_names, serve_stdio  # lazy: SDK
     from rlam_jupyter.operations.bundle.reexecute import import_actions  # lazy: the engine
+    from rlam_jupyter.policy import Policy  # lazy: with the engine, for start-up
 
     if args.http is not None:
         from rlam_jupyter.frontends.mcp import http  # lazy: uvicorn, for start-up
@@ -73,11 +90,11 @@ def serve(args: argparse.Namespace) -> int:
         raise RlamError("--token is for --http; over stdio the client owns the process")
     for item in args.actions:
         import_actions(item)
-    session = Session.create(args.store)
+    session = Session.create(args.store, policy=Policy.approving(args.approve))
     check_tool_names(session.engine.registry)
-    calls = ActionCalls(session, run_name=args.run, seed=args.seed)
+    dispatcher = Dispatcher(ActionCalls(session, run_name=args.run, seed=args.seed))
     if args.http is None:
-        anyio.run(serve_stdio, session, calls)
+        anyio.run(serve_stdio, dispatcher, args.approval_timeout)
     else:
-        anyio.run(http.serve_http, session, calls, endpoint, token, generated)
+        anyio.run(http.serve_http, dispatcher, args.approval_timeout, endpoint, token, generated)
     return EXIT_OK

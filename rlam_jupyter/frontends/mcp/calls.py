@@ -20,12 +20,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlam_jupyter.actions.proposal import Proposal, ProposalRejected
+from rlam_jupyter.actions.proposal import CheckedProposal, Proposal, ProposalRejected
 from rlam_jupyter.engine.run_state import Run
 from rlam_jupyter.engine.session import Session
 from rlam_jupyter.engine.trace import StepResult
 from rlam_jupyter.operations.agent.recording import CallOutcome, record_call
 from rlam_jupyter.operations.agent.tools import ToolCall, to_proposal, unparsed
+from rlam_jupyter.policy import Approver, Decision
 from rlam_jupyter.store.journal import now_us
 from rlam_jupyter.values.digest import digest_bytes
 
@@ -46,6 +47,17 @@ class Caller:
     protocol_version: str | None = None
 
 
+@dataclass(frozen=True)
+class PreparedCall:
+    """A call recorded and read: its proposal, or the rejection it will be recorded as."""
+
+    run: Run
+    call_id: str
+    tool_call: ToolCall
+    proposal: Proposal | None
+    rejection: ProposalRejected | None
+
+
 @dataclass
 class ActionCalls:
     """The action calls of one server: its session's run, numbered and recorded."""
@@ -57,14 +69,28 @@ class ActionCalls:
     """Run id → how many calls it has had (the ``turn`` of its ``llm_calls`` rows)."""
     failure: str | None = None
     """Step id of the latest failure or refusal not yet answered by a success."""
+    no_approver: str = (
+        "this step needs approval, and nobody can approve it here: the MCP client offers "
+        "no elicitation; restart rlam mcp with --approve none (if you accept the risk), or "
+        "use the notebook-attached server (/rlam/mcp), where the sidebar approves"
+    )
+    """Why a step that needs approval is refused when nobody can give it."""
 
     def run(self) -> Run:
         """The run calls go to: started by the first call, kept until the server ends."""
         return self.session.run_for(self.run_name, self.seed)
 
-    def call(self, tool: str, arguments: Any, caller: Caller) -> tuple[StepResult, Proposal | None]:
+    def call(
+        self, tool: str, arguments: Any, caller: Caller, approver: Approver | None = None
+    ) -> tuple[StepResult, Proposal | None]:
         """Record, check and run one call; never raises for a refusal or a failure.
-        Returns the step and its proposal (None: the call was not one)."""
+        Returns the step and its proposal (None: the call was not one). ``approver``
+        decides a step that needs approval (None: nobody can, so it is refused)."""
+        return self.finish(self.prepare(tool, arguments, caller), approver)
+
+    def prepare(self, tool: str, arguments: Any, caller: Caller) -> PreparedCall:
+        """The call recorded (its ``llm_calls`` row) and read as a proposal, or why it
+        cannot be one; nothing is checked against the run or executed yet."""
         run = self.run()
         encoded = json.dumps(arguments if arguments is not None else {}, default=repr)
         size = len(encoded.encode())
@@ -72,19 +98,58 @@ class ActionCalls:
         recorded = arguments if size <= MAX_ARGUMENT_BYTES else omitted(encoded)
         call_id = self._record(run, tool, recorded, caller)
         tool_call = ToolCall(caller.request_id or call_id, tool, encoded)
-        engine = self.session.engine
-        proposal: Proposal | None = None
         try:
             if problem is not None:
                 raise ProposalRejected(problem, action=tool)
-            proposal = to_proposal(tool_call, engine.registry, origin=ORIGIN)
+            proposal = to_proposal(tool_call, self.session.engine.registry, origin=ORIGIN)
         except ProposalRejected as rejection:
-            result = engine.reject(run, unparsed(tool_call, ORIGIN), rejection, proposed_by=call_id)
+            return PreparedCall(run, call_id, tool_call, None, rejection)
+        return PreparedCall(run, call_id, tool_call, proposal, None)
+
+    def awaiting_approval(self, prepared: PreparedCall) -> Proposal | None:
+        """The proposal of ``prepared`` if a person must decide it before it runs: it
+        passes the schema check and the policy, and the policy asks for approval."""
+        engine, proposal = self.session.engine, prepared.proposal
+        if proposal is None or prepared.run is not self.run():
+            return None
+        spec = engine.registry.get(proposal.action)
+        if spec is None or not engine.policy.needs_approval(spec):
+            return None
+        try:
+            engine.precheck(prepared.run, [proposal])
+        except ProposalRejected:
+            return None  # refused anyway: the engine records why, nobody needs to decide
+        return proposal
+
+    def finish(
+        self, prepared: PreparedCall, approver: Approver | None = None
+    ) -> tuple[StepResult, Proposal | None]:
+        """Run (or record the refusal of) a prepared call; the next call after a failure
+        or a refusal is recorded as its recovery."""
+        engine, run, proposal = self.session.engine, prepared.run, prepared.proposal
+        if proposal is None:
+            assert prepared.rejection is not None
+            result = engine.reject(
+                run,
+                unparsed(prepared.tool_call, ORIGIN),
+                prepared.rejection,
+                proposed_by=prepared.call_id,
+            )
         else:
-            result = engine.execute(run, proposal, recovers=self.failure, proposed_by=call_id)
+            result = engine.execute(
+                run,
+                proposal,
+                recovers=self.failure,
+                proposed_by=prepared.call_id,
+                approver=approver or self.nobody,
+            )
             self.session.bind(run, proposal)
         self.failure = None if result.ok else result.step_id
         return result, proposal
+
+    def nobody(self, checked: CheckedProposal) -> Decision:
+        """The decision where no one can approve: a refusal saying how to allow it."""
+        return Decision(False, self.no_approver, decided_by="rlam")
 
     def _record(self, run: Run, tool: str, arguments: Any, caller: Caller) -> str:
         turn = self.turns.get(run.run_id, 0) + 1

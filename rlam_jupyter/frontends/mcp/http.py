@@ -20,10 +20,9 @@ import uvicorn
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 
-from rlam_jupyter.engine.session import Session
 from rlam_jupyter.errors import RlamError
-from rlam_jupyter.frontends.mcp.calls import ActionCalls
-from rlam_jupyter.frontends.mcp.server import build_server
+from rlam_jupyter.frontends.mcp.dispatch import Dispatcher
+from rlam_jupyter.frontends.mcp.server import build_server, close
 
 TOKEN_ENV = "RLAM_MCP_TOKEN"
 GENERATE = "generate"
@@ -100,14 +99,19 @@ def listening_socket(endpoint: Endpoint) -> socket.socket:
 
 
 async def serve_http(
-    session: Session, calls: ActionCalls, endpoint: Endpoint, token: str, generated: bool
+    dispatcher: Dispatcher,
+    approval_timeout_s: float,
+    endpoint: Endpoint,
+    token: str,
+    generated: bool,
 ) -> None:
     """Serve MCP over Streamable HTTP at ``http://HOST:PORT/mcp`` until interrupted; the
     session's runs end with the server."""
     sock = listening_socket(endpoint)
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}{PATH}"
-    app = build_server(session, calls).streamable_http_app(
+    server, actions = build_server(dispatcher, approval_timeout_s)
+    app = server.streamable_http_app(
         streamable_http_path=PATH,
         host=endpoint.host,
         auth=AuthSettings(issuer_url=url, resource_server_url=None),  # type: ignore[arg-type]
@@ -124,4 +128,4 @@ async def serve_http(
         await uvicorn.Server(config).serve(sockets=[sock])
     finally:
         sock.close()
-        session.close()
+        close(dispatcher, actions)

@@ -1,16 +1,16 @@
 """``rlam mcp``: the registry as an MCP server over stdio, on the official SDK's low-level
 server (tools are built from the registry at run time, so no decorated functions).
 
-The server owns one :class:`Session` (its engine, its runs, its namespace): artifacts
-persist across calls as in a kernel. Calls are serialised: every action call runs
-under one lock, on the event loop's own thread — the main thread, where the policy's
-timeouts (SIGALRM) work — so two calls never interleave a step's records or the
-namespace. The run tools only read the trace, through a snapshot of the store.
+The server owns one :class:`Session` (its engine, its runs, its namespace), through its
+:class:`Dispatcher`: artifacts persist across calls as in a kernel. Calls are
+serialised: every call runs under one lock, on the event loop's own thread — the main
+thread, where the policy's timeouts (SIGALRM) work — so two calls never interleave a
+step's records or the namespace. A step that needs approval (``--approve``) is put to
+the client's user as an elicitation form (:mod:`.approvals`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -20,19 +20,17 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
 from rlam_jupyter.actions.registry import Registry
-from rlam_jupyter.engine.session import Session
 from rlam_jupyter.errors import RlamError
-from rlam_jupyter.frontends.mcp.arguments import check_arguments
-from rlam_jupyter.frontends.mcp.calls import ActionCalls, Caller
-from rlam_jupyter.frontends.mcp.results import data_answer, error_answer, step_answer
+from rlam_jupyter.frontends.mcp.approvals import ApprovingCalls
+from rlam_jupyter.frontends.mcp.calls import Caller
+from rlam_jupyter.frontends.mcp.dispatch import Dispatcher
 from rlam_jupyter.frontends.mcp.run_operations import OPERATION_TOOLS
 from rlam_jupyter.frontends.mcp.run_tools import RUN_TOOLS
-from rlam_jupyter.frontends.mcp.tool_list import all_tools
-from rlam_jupyter.operations.browse.rows import Row
-from rlam_jupyter.operations.browse.snapshots import SnapshotCache
 from rlam_jupyter.version import __version__
 
 SERVER_NAME = "rlam-jupyter"
+APPROVAL_TIMEOUT_S = 600.0
+"""How long a step waits for its approval before it is refused (and recorded so)."""
 INSTRUCTIONS = (
     "Every tool but the rlam_* ones is an action of the R-LAM registry: a call is a "
     "proposal, schema-checked, run deterministically (seeded, cached) and recorded in a "
@@ -66,65 +64,52 @@ def check_tool_names(registry: Registry) -> None:
         )
 
 
-def build_server(session: Session, calls: ActionCalls) -> Server[Any]:
-    """An MCP server whose tools are ``session``'s registry and the run tools."""
+def build_server(
+    dispatcher: Dispatcher, approval_timeout_s: float = APPROVAL_TIMEOUT_S
+) -> tuple[Server[Any], ApprovingCalls]:
+    """An MCP server whose tools are ``dispatcher``'s: the session's registry and the
+    run tools; and its action calls, which the caller closes when the server stops."""
     lock = anyio.Lock()
-    snapshots = SnapshotCache(max_stores=1)
+    actions = ApprovingCalls(dispatcher.calls, approval_timeout_s)
 
     async def list_tools(
         _ctx: ServerRequestContext[Any], _params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=all_tools(session.engine.registry))
+        return types.ListToolsResult(tools=dispatcher.tools())
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         async with lock:
-            name, arguments = params.name, params.arguments
-            run_tool = RUN_TOOLS.get(name)
-            if run_tool is not None:
-                return _answer(
-                    run_tool.definition,
-                    arguments,
-                    lambda checked: run_tool.answer(snapshots.get(session.engine.layout), checked),
-                )
-            operation = OPERATION_TOOLS.get(name)
-            if operation is not None:
-                return _answer(
-                    operation.definition,
-                    arguments,
-                    lambda checked: operation.answer(session, checked),
-                )
-            result, proposal = calls.call(name, arguments, caller_of(ctx))
-            return step_answer(result, proposal)
+            answer = dispatcher.server_tool(params.name, params.arguments)
+            if answer is not None:
+                return answer
+            return await actions.call(ctx, params, caller_of(ctx))
 
-    return Server(
+    server = Server(
         SERVER_NAME,
         version=__version__,
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
+    return server, actions
 
 
-def _answer(
-    tool: types.Tool, arguments: Any, answer: Callable[[dict[str, Any]], Row]
-) -> types.CallToolResult:
-    """A run tool's answer, or a tool error naming the bad argument or the missing run."""
+def close(dispatcher: Dispatcher, actions: ApprovingCalls) -> None:
+    """Record what still waits for approval as refused, then end the session's runs."""
     try:
-        data = answer(check_arguments(tool.name, tool.input_schema, arguments))
-    except (RlamError, ValueError, TypeError) as exc:
-        message = str(exc)
-        return error_answer(message if message.startswith(tool.name) else f"{tool.name}: {message}")
-    return data_answer(data, f"{tool.name}: answered from the trace store")
+        actions.close()
+    finally:
+        dispatcher.session.close()
 
 
-async def serve_stdio(session: Session, calls: ActionCalls) -> None:
+async def serve_stdio(dispatcher: Dispatcher, approval_timeout_s: float) -> None:
     """Serve MCP on this process's stdin/stdout until the client closes them; the
     session's runs end with the server."""
-    server = build_server(session, calls)
+    server, actions = build_server(dispatcher, approval_timeout_s)
     try:
         async with stdio_server() as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
     finally:
-        session.close()
+        close(dispatcher, actions)
