@@ -36,6 +36,7 @@ COMMAND_MODULES = {
     "browse": "rlam_jupyter.frontends.magics.browse",
     "agent": "rlam_jupyter.frontends.magics.agent",
     "python": "rlam_jupyter.frontends.magics.python",
+    "mcp": "rlam_jupyter.frontends.magics.mcp",
 }
 """Where each command lives; ``agent`` and ``python`` are cell commands too."""
 

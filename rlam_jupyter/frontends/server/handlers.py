@@ -1,7 +1,8 @@
-"""Read-only REST API of the trace browser, under ``<base_url>/rlam/api/``.
+"""REST API of the trace browser, under ``<base_url>/rlam/api/``.
 
-Every handler requires Jupyter authentication (token or cookie); the API only reads,
-so any other method is refused (XSRF first, then 405). Queries run on one worker
+Every handler requires Jupyter authentication (token or cookie); the trace routes only
+read, so any other method is refused (XSRF first, then 405). The approval routes
+(:mod:`.approval_handlers`) are the one place a person's decision comes in. Queries run on one worker
 thread, so a slow first read of a big store never blocks the server's event loop.
 Errors are JSON: ``{"message": "..."}``.
 """
@@ -19,6 +20,8 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from rlam_jupyter.errors import RlamError
+from rlam_jupyter.frontends.server.approval_board import ApprovalBoard
+from rlam_jupyter.frontends.server.approval_handlers import approval_routes
 from rlam_jupyter.operations.browse import artifacts, queries, step_detail
 from rlam_jupyter.operations.browse.snapshots import (
     PathError,
@@ -236,10 +239,16 @@ ROUTES: list[tuple[str, type[TraceHandler]]] = [
 ]
 
 
-def setup_handlers(web_app: Any, root_dir: str) -> None:
+def setup_handlers(web_app: Any, root_dir: str, board: ApprovalBoard) -> None:
     """Register every route under ``<base_url>/rlam/api/``."""
     web_app.settings["rlam_root_dir"] = root_dir
     base = url_path_join(web_app.settings["base_url"], "rlam", "api")
+    routes: list[Any] = [(pattern, handler, {}) for pattern, handler in ROUTES]
+    routes += approval_routes(board)
     web_app.add_handlers(
-        ".*$", [(url_path_join(base, pattern) + "/?$", handler) for pattern, handler in ROUTES]
+        ".*$",
+        [
+            (url_path_join(base, pattern) + "/?$", handler, args)
+            for pattern, handler, args in routes
+        ],
     )
