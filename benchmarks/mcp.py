@@ -46,7 +46,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import Implementation
-from report import percentiles, write
+from report import RESULTS, percentiles, write
 
 HERE = Path(__file__).resolve().parent
 ACTIONS = HERE / "mcp_actions.py"
@@ -56,6 +56,8 @@ CLIENT = Implementation(name="rlam-benchmark", version="1")
 TARGET_MS = 1.0
 RLAM = "rlam mcp"
 BARE = "bare SDK server (floor)"
+NO_STEP = "text (no step)"
+"""What the floor's no-op answers: a text, no structured content."""
 
 
 @dataclass
@@ -138,7 +140,7 @@ def remote(client: Client) -> Callable[[Any], Awaitable[str]]:
         result = await client.call_tool("noop", arguments)
         if result.is_error:
             raise RuntimeError(f"the no-op call failed: {result.content}")
-        return str((result.structured_content or {}).get("status", "answered"))
+        return str((result.structured_content or {}).get("status", NO_STEP))
 
     return call
 
@@ -220,7 +222,7 @@ async def open_rows(stack: AsyncExitStack, tmp: Path, mode: str, profile: Path |
                                f"rlam mcp {protocol}: not the same call")  # fmt: skip
         floor_call, ours_call = remote(floor), remote(ours)
         rows += [
-            Row(BARE, transport, protocol, lambda _i: {"n": 0}, floor_call, "answered"),
+            Row(BARE, transport, protocol, lambda _i: {"n": 0}, floor_call, NO_STEP),
             Row(
                 f"{RLAM}, new n (cache miss)", transport, protocol, miss(0), ours_call, "succeeded"
             ),
@@ -258,6 +260,7 @@ def table(rows: list[Row]) -> list[dict[str, Any]]:
             "what": row.what,
             "transport": row.transport,
             "protocol": row.protocol,
+            "answered": "/".join(sorted(row.statuses)),
             **measured,
         }
         floor = floors.get((row.transport, row.protocol))
@@ -305,6 +308,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         choices=["auto", "legacy"],
                         help="the client's connect modes: auto (the SDK's default: discovers "
                         "2026-07-28, stateless) and/or legacy (the initialize handshake)")  # fmt: skip
+    parser.add_argument("--results", type=Path, default=RESULTS, metavar="DIR",
+                        help="where mcp.json goes (default: benchmarks/results)")  # fmt: skip
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="run the servers under cProfile into DIR; print, write nothing")  # fmt: skip
     args = parser.parse_args(argv)
@@ -332,7 +337,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         return lines
     notes = summary(lines, args, wall)
     extra = {"calls": args.calls, "warmup": args.warmup, "modes": args.modes}
-    write("mcp", lines, {**extra, "target_ms": TARGET_MS, "notes": notes})
+    write("mcp", lines, {**extra, "target_ms": TARGET_MS, "notes": notes}, args.results)
     for note in notes:
         print(f"note: {note}")
     return lines
