@@ -40,10 +40,11 @@ def write(
     name: str,
     rows: list[dict[str, Any]],
     extra: dict[str, Any] | None = None,
-    folder: Path = RESULTS,
+    folder: Path | None = None,
 ) -> Path:
     """Print ``rows`` as an aligned table and write them (with machine facts) as JSON
-    into ``folder`` (the committed results by default)."""
+    into ``folder`` (None: :data:`RESULTS`, read at the call, so tests can move it)."""
+    folder = RESULTS if folder is None else folder
     columns = list(dict.fromkeys(key for row in rows for key in row))
     cells = [[_fmt(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
