@@ -36,8 +36,15 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
     }
 
 
-def write(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:
-    """Print ``rows`` as an aligned table and write them (with machine facts) as JSON."""
+def write(
+    name: str,
+    rows: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+    folder: Path | None = None,
+) -> Path:
+    """Print ``rows`` as an aligned table and write them (with machine facts) as JSON
+    into ``folder`` (None: :data:`RESULTS`, read at the call, so tests can move it)."""
+    folder = RESULTS if folder is None else folder
     columns = list(dict.fromkeys(key for row in rows for key in row))
     cells = [[_fmt(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
@@ -45,8 +52,8 @@ def write(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = 
     print("  ".join("-" * w for w in widths))
     for r in cells:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     payload = {"benchmark": name, "machine": machine(), "rows": rows, **(extra or {})}
     path.write_text(json.dumps(payload, indent=2))
     print(f"\nwritten: {path}")

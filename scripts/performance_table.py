@@ -40,6 +40,13 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "(canonical pickle + blake3, nothing written), what proving identical outputs by "
         "hash costs: the floors under the overhead column.",
     ),
+    "mcp": (
+        "MCP tool-call round trip (`benchmarks/mcp.py`)",
+        "One no-op tool call through the SDK's own client, `rlam mcp` beside a bare server on "
+        "the same SDK (the floor), all rows interleaved; extra = ours − floor on the same "
+        "transport and protocol revision (target ≤ 1 ms p50); the in-process rows are the "
+        "same call without SDK and transport: where our part of the extra goes.",
+    ),
     "startup": (
         "Start-up of whole processes (`benchmarks/startup.py`)",
         "Median wall time of a fresh interpreter doing one thing, beside `python -c pass`; "
