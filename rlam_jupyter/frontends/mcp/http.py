@@ -88,7 +88,9 @@ class StaticToken:
 def listening_socket(endpoint: Endpoint) -> socket.socket:
     """Bind before serving, so the port the user sees (also for port 0) is the one bound."""
     family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say so, and
+    # without it Nagle's algorithm holds each response body ~40 ms for the client's ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((endpoint.host, endpoint.port))

@@ -86,12 +86,17 @@ def build_server(
                 return answer
             return await actions.call(ctx, params, caller_of(ctx))
 
+    # The SDK looks a tool's schema up on every stateless HTTP call (for Mcp-Param
+    # headers); without this it would rebuild the whole tool list each time. The
+    # registry is fixed once the server runs, so the schemas are taken once.
+    schemas = {tool.name: tool.input_schema for tool in dispatcher.tools()}
     server = Server(
         SERVER_NAME,
         version=__version__,
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        get_tool_input_schema=schemas.get,
     )
     return server, actions
 

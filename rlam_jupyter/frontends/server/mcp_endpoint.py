@@ -148,6 +148,10 @@ class AttachedServer:
             instructions=INSTRUCTIONS + " Call rlam_open(notebook=PATH) to choose the notebook.",
             on_list_tools=self.list_tools,
             on_call_tool=self.call_tool,
+            # No tool maps arguments to Mcp-Param headers, so there is nothing for the
+            # SDK to check; without this it would list the tools (a kernel round trip)
+            # before every stateless call.
+            get_tool_input_schema=lambda _name: None,
         )
 
 
