@@ -5,10 +5,6 @@ token get 401, and the server refuses to start without one."""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,67 +13,27 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import Implementation
 
 from rlam_jupyter.store.catalog import connect
+from tests.mcp_clients import TOKEN, http_client, http_server
 from tests.rlam_process import run_rlam
 
-RLAM_MCP = [sys.executable, "-m", "rlam_jupyter", "mcp"]
-TOKEN = "test-token-0123456789abcdef"
 CLIENT = Implementation(name="rlam-http-client", version="0.9")
 LOAD = ("load_dataset", {"name": "iris", "_outputs": ["data"]})
-
-
-def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in ("RLAM_HOME", "RLAM_MCP_TOKEN")}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """``rlam mcp --http 127.0.0.1:0 --token TOKEN``; yields its URL (read from stderr)."""
     store = tmp_path_factory.mktemp("mcp-http") / ".rlam"
-    process = subprocess.Popen(
-        [
-            *RLAM_MCP,
-            "--store",
-            str(store),
-            "--run",
-            "web",
-            "--http",
-            "127.0.0.1:0",
-            "--token",
-            TOKEN,
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env(),
-    )
-    assert process.stderr is not None
-    line = process.stderr.readline()
-    found = re.search(r"at (http://\S+/mcp)", line)
-    assert found, line
-    try:
-        yield found.group(1), store
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with http_server("--store", str(store), "--run", "web") as running:
+        yield running.url, store
 
 
 def call(url: str, mode: str, token: str = TOKEN) -> Any:
     async def drive() -> Any:
-        http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
-        async with (
-            http,
-            Client(
-                streamable_http_client(url, http_client=http),
-                client_info=CLIENT,
-                mode=mode,  # type: ignore[arg-type]
-                read_timeout_seconds=120,
-            ) as client,
-        ):
+        async with http_client(url, CLIENT, mode, token) as client:
             tools = (await client.list_tools()).tools
             return tools, await client.call_tool(*LOAD)
 

@@ -6,28 +6,20 @@ JSON-RPC "invalid params" error (sent raw, since the SDK's client will not send 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
 from rlam_jupyter.store.catalog import connect
+from tests.mcp_clients import raw_stdio_server, stdio_server
 
-RLAM_MCP = [sys.executable, "-m", "rlam_jupyter", "mcp", "--store", ".rlam", "--run", "p"]
-
-
-def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "RLAM_HOME"}
+ARGS = ["--store", ".rlam", "--run", "p"]
 
 
 def test_a_10_mb_argument_is_refused_recorded_by_hash_and_nothing_runs(tmp_path: Path) -> None:
-    params = StdioServerParameters(
-        command=RLAM_MCP[0], args=RLAM_MCP[1:], env=env(), cwd=str(tmp_path)
-    )
+    params = stdio_server(*ARGS, cwd=tmp_path)
 
     async def drive() -> Any:
         async with Client(params, read_timeout_seconds=120) as client:
@@ -57,34 +49,10 @@ def test_a_10_mb_argument_is_refused_recorded_by_hash_and_nothing_runs(tmp_path:
 
 
 def test_arguments_that_are_not_an_object_get_the_sdks_invalid_params(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        RLAM_MCP, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env(), cwd=tmp_path
-    )
-    assert process.stdin is not None
-    assert process.stdout is not None
-
-    def ask(message: dict[str, Any]) -> dict[str, Any] | None:
-        assert process.stdin is not None
-        assert process.stdout is not None
-        process.stdin.write(json.dumps({"jsonrpc": "2.0", **message}) + "\n")
-        process.stdin.flush()
-        return json.loads(process.stdout.readline()) if "id" in message else None
-
-    try:
-        ask(
-            {
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "raw", "version": "1"},
-                },
-            }
-        )
-        ask({"method": "notifications/initialized"})
+    with raw_stdio_server(*ARGS, cwd=tmp_path) as server:
+        server.initialize()
         for request_id, arguments in [(2, [1, 2]), (3, "iris"), (4, 7)]:
-            answer = ask(
+            answer = server.ask(
                 {
                     "id": request_id,
                     "method": "tools/call",
@@ -95,9 +63,6 @@ def test_arguments_that_are_not_an_object_get_the_sdks_invalid_params(tmp_path: 
             assert answer["id"] == request_id
             assert answer["error"]["code"] == -32602
             assert answer["error"]["message"] == "Invalid request parameters"
-    finally:
-        process.stdin.close()
-        process.wait(timeout=60)
     assert (
         not (tmp_path / ".rlam" / "journal").exists()
         or not connect(tmp_path / ".rlam").execute("SELECT count(*) FROM steps").fetchone()[0]

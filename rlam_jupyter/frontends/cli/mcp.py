@@ -6,6 +6,10 @@ HTTP on loopback behind a bearer token. Every tool call is a recorded step."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 from rlam_jupyter.frontends.cli.output import EXIT_OK
@@ -93,8 +97,40 @@ def serve(args: argparse.Namespace) -> int:
     session = Session.create(args.store, policy=Policy.approving(args.approve))
     check_tool_names(session.engine.registry)
     dispatcher = Dispatcher(ActionCalls(session, run_name=args.run, seed=args.seed))
-    if args.http is None:
-        anyio.run(serve_stdio, dispatcher, args.approval_timeout)
-    else:
-        anyio.run(http.serve_http, dispatcher, args.approval_timeout, endpoint, token, generated)
+    with runs_end_on_sigterm():
+        if args.http is None:
+            anyio.run(serve_stdio, dispatcher, args.approval_timeout)
+        else:
+            anyio.run(
+                http.serve_http, dispatcher, args.approval_timeout, endpoint, token, generated
+            )
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def runs_end_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends the session's runs before it ends the process.
+
+    Left to its default, SIGTERM kills the server with its run open (readers then call it
+    interrupted, its writer dead), and it is what stops a server: an MCP stdio client
+    sends it when the server outlasts its grace after stdin closed (a slow call in
+    flight), and uvicorn re-raises the SIGTERM it shut down on after its graceful
+    shutdown, before the serving function can end the run. Here SIGTERM interrupts as
+    Ctrl-C does — the engine records a step in flight ``interrupted``, the servers close
+    the session — and then, the trace complete, kills the process as it would have (the
+    SDK's stdin reader, blocked in a thread no signal wakes, would hold up a normal exit).
+    """
+    terminated = False
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal terminated
+        terminated = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if terminated else previous)
+        if terminated:
+            signal.raise_signal(signal.SIGTERM)
