@@ -6,7 +6,9 @@ The server owns one :class:`Session` (its engine, its runs, its namespace), thro
 serialised: every call runs under one lock, on the event loop's own thread — the main
 thread, where the policy's timeouts (SIGALRM) work — so two calls never interleave a
 step's records or the namespace. A step that needs approval (``--approve``) is put to
-the client's user as an elicitation form (:mod:`.approvals`).
+the client's user as an elicitation form (:mod:`.approvals`). Resources are read without
+the lock: a read is synchronous on the same thread, so it never sees half a step, and
+it need not wait for a call that waits for its approval.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
+from mcp.shared.exceptions import MCPError
 
 from rlam_jupyter.actions.registry import Registry
 from rlam_jupyter.errors import RlamError
@@ -36,7 +39,8 @@ INSTRUCTIONS = (
     "proposal, schema-checked, run deterministically (seeded, cached) and recorded in a "
     "provenance trace. Artifact inputs are the names of earlier outputs; name outputs "
     "with _outputs. rlam_runs, rlam_steps and rlam_step read the trace; rlam_replay "
-    "verifies a run, rlam_fork branches one, rlam_diff compares two, rlam_audit scores them."
+    "verifies a run, rlam_fork branches one, rlam_diff compares two, rlam_audit scores them. "
+    "The resources rlam://runs, rlam://runs/{run} and rlam://steps/{step_id} read the trace."
 )
 
 
@@ -86,12 +90,34 @@ def build_server(
                 return answer
             return await actions.call(ctx, params, caller_of(ctx))
 
+    async def list_resources(
+        _ctx: ServerRequestContext[Any], _params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=dispatcher.resources())
+
+    async def list_resource_templates(
+        _ctx: ServerRequestContext[Any], _params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=dispatcher.resource_templates())
+
+    async def read_resource(
+        _ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        try:
+            return dispatcher.read_resource(params.uri)
+        except RlamError as exc:
+            # what the SDK's own servers answer for a resource that does not exist
+            raise MCPError(types.INVALID_PARAMS, str(exc), {"uri": params.uri}) from None
+
     server = Server(
         SERVER_NAME,
         version=__version__,
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_resource_templates,
+        on_read_resource=read_resource,
     )
     return server, actions
 
