@@ -106,7 +106,7 @@ def test_tools_are_the_registrys_actions_with_their_schemas(driven: Any) -> None
             catalogue.add(spec)
     expected = {t["function"]["name"]: t["function"] for t in agent_tools(catalogue)}
     run_tools = {"rlam_runs", "rlam_steps", "rlam_step", "rlam_replay", "rlam_fork", "rlam_diff"}
-    assert set(by_name) == set(expected) | run_tools | {"rlam_audit"}
+    assert set(by_name) == set(expected) | run_tools | {"rlam_audit", "rlam_export"}
     assert "python" not in by_name
     for name, function in expected.items():
         spec, tool = registry()[name], by_name[name]

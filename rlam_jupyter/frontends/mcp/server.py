@@ -39,7 +39,8 @@ INSTRUCTIONS = (
     "proposal, schema-checked, run deterministically (seeded, cached) and recorded in a "
     "provenance trace. Artifact inputs are the names of earlier outputs; name outputs "
     "with _outputs. rlam_runs, rlam_steps and rlam_step read the trace; rlam_replay "
-    "verifies a run, rlam_fork branches one, rlam_diff compares two, rlam_audit scores them. "
+    "verifies a run, rlam_fork branches one, rlam_diff compares two, rlam_audit scores them, "
+    "rlam_export writes them as a provenance bundle. "
     "The resources rlam://runs, rlam://runs/{run} and rlam://steps/{step_id} read the trace."
 )
 
