@@ -45,7 +45,7 @@ class Dispatcher:
         return self.calls.session
 
     def tools(self) -> list[types.Tool]:
-        return all_tools(self.session.engine.registry)
+        return all_tools(self.session.engine.registry, self.calls.allow_python)
 
     def resources(self) -> list[types.Resource]:
         """``rlam://runs`` and one resource per run of the store."""

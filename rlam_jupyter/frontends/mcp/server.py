@@ -13,7 +13,8 @@ it need not wait for a call that waits for its approval.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import anyio
 import mcp_types as types
@@ -22,11 +23,13 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 
+from rlam_jupyter.actions.python_cell import ACTION_NAME as PYTHON
 from rlam_jupyter.actions.registry import Registry
 from rlam_jupyter.errors import RlamError
 from rlam_jupyter.frontends.mcp.approvals import ApprovingCalls
 from rlam_jupyter.frontends.mcp.calls import Caller
 from rlam_jupyter.frontends.mcp.dispatch import Dispatcher
+from rlam_jupyter.frontends.mcp.python_tool import FLAG
 from rlam_jupyter.frontends.mcp.run_operations import OPERATION_TOOLS
 from rlam_jupyter.frontends.mcp.run_tools import RUN_TOOLS
 from rlam_jupyter.version import __version__
@@ -57,9 +60,17 @@ def caller_of(ctx: ServerRequestContext[Any]) -> Caller:
     )
 
 
-def check_tool_names(registry: Registry) -> None:
-    """Refuse to serve an action whose name is a run tool's: the client could reach only
-    one of them, and a renamed tool would no longer match the action in the trace."""
+def check_tool_names(registry: Registry, allow_python: bool = False) -> None:
+    """Refuse to serve an action whose name is a run tool's (or ``python``'s, when that
+    is a tool): the client could reach only one of them, and a renamed tool would no
+    longer match the action in the trace."""
+    if allow_python and PYTHON in registry:
+        spec = registry[PYTHON]
+        raise RlamError(
+            f"the action {PYTHON!r} ({spec.func.__module__}.{spec.func.__qualname__}) has the "
+            f"name of the escape hatch {FLAG} offers; rename the action (@action(name=...)) "
+            f"or serve without {FLAG}"
+        )
     for name in sorted(set(registry) & (set(RUN_TOOLS) | set(OPERATION_TOOLS))):
         spec = registry[name]
         raise RlamError(
@@ -67,6 +78,24 @@ def check_tool_names(registry: Registry) -> None:
             f"the name of the run tool {name!r} of rlam mcp; rename the action "
             f"(@action(name=...)): names starting with rlam_ are the server's"
         )
+
+
+ListingT = TypeVar("ListingT")
+
+
+def listing(
+    answer: Callable[[], ListingT],
+) -> Callable[
+    [ServerRequestContext[Any], types.PaginatedRequestParams | None], Awaitable[ListingT]
+]:
+    """A handler of a ``*/list`` request: the whole list, in one page."""
+
+    async def handle(
+        _ctx: ServerRequestContext[Any], _params: types.PaginatedRequestParams | None
+    ) -> ListingT:
+        return answer()
+
+    return handle
 
 
 def build_server(
@@ -77,11 +106,6 @@ def build_server(
     lock = anyio.Lock()
     actions = ApprovingCalls(dispatcher.calls, approval_timeout_s)
 
-    async def list_tools(
-        _ctx: ServerRequestContext[Any], _params: types.PaginatedRequestParams | None
-    ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=dispatcher.tools())
-
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
@@ -90,16 +114,6 @@ def build_server(
             if answer is not None:
                 return answer
             return await actions.call(ctx, params, caller_of(ctx))
-
-    async def list_resources(
-        _ctx: ServerRequestContext[Any], _params: types.PaginatedRequestParams | None
-    ) -> types.ListResourcesResult:
-        return types.ListResourcesResult(resources=dispatcher.resources())
-
-    async def list_resource_templates(
-        _ctx: ServerRequestContext[Any], _params: types.PaginatedRequestParams | None
-    ) -> types.ListResourceTemplatesResult:
-        return types.ListResourceTemplatesResult(resource_templates=dispatcher.resource_templates())
 
     async def read_resource(
         _ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
@@ -114,10 +128,16 @@ def build_server(
         SERVER_NAME,
         version=__version__,
         instructions=INSTRUCTIONS,
-        on_list_tools=list_tools,
+        on_list_tools=listing(lambda: types.ListToolsResult(tools=dispatcher.tools())),
         on_call_tool=call_tool,
-        on_list_resources=list_resources,
-        on_list_resource_templates=list_resource_templates,
+        on_list_resources=listing(
+            lambda: types.ListResourcesResult(resources=dispatcher.resources())
+        ),
+        on_list_resource_templates=listing(
+            lambda: types.ListResourceTemplatesResult(
+                resource_templates=dispatcher.resource_templates()
+            )
+        ),
         on_read_resource=read_resource,
     )
     return server, actions
