@@ -194,3 +194,22 @@ def test_an_action_named_python_stops_the_server_with_the_flag(tmp_path: Path) -
     assert result.returncode != 0
     assert "the action 'python' (clash.python)" in result.stderr
     assert "--allow-python" in result.stderr
+
+
+def test_a_fork_cannot_swap_the_code_of_a_recorded_cell(tmp_path: Path) -> None:
+    """rlam_fork re-proposes a step with parameter overrides; a cell's code is its only
+    parameter, so an override would run unreviewed code (and with no flag at all)."""
+    store, marker = tmp_path / ".rlam", tmp_path / "ran"
+    calls = [
+        ("load_dataset", {"name": "iris", "_outputs": ["data"]}),
+        ("python", {"source": "n = len(data)", "inputs": ["data"], "_outputs": ["n"]}),
+    ]
+    drive(store, calls, [answer(decision="approve")], "--allow-python")
+    swapped = {"run": "r", "at": 2, "params": {"source": marker_code(marker) + "\nn = 0"}}
+    refused, kept = serve(
+        store, "later", [("rlam_fork", swapped), ("rlam_fork", {"run": "r", "at": 2})]
+    ).results
+    assert refused.is_error
+    assert "the code of a python step" in refused.content[0].text  # type: ignore[union-attr]
+    assert not marker.exists()
+    assert not kept.is_error  # the recorded code itself still forks

@@ -38,7 +38,8 @@ SERVER_NAME = "rlam-jupyter"
 APPROVAL_TIMEOUT_S = 600.0
 """How long a step waits for its approval before it is refused (and recorded so)."""
 INSTRUCTIONS = (
-    "Every tool but the rlam_* ones is an action of the R-LAM registry: a call is a "
+    "Every tool but the rlam_* ones (and python, where offered: reviewed code, run after "
+    "the user approves it) is an action of the R-LAM registry: a call is a "
     "proposal, schema-checked, run deterministically (seeded, cached) and recorded in a "
     "provenance trace. Artifact inputs are the names of earlier outputs; name outputs "
     "with _outputs. rlam_runs, rlam_steps and rlam_step read the trace; rlam_replay "
