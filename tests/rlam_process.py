@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def run_rlam(
@@ -29,3 +31,13 @@ def rlam_output(*args: str, cwd: Path | None = None) -> str:
     result = run_rlam(*args, cwd=cwd)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def verified_replay(run: str, store: Path) -> dict[str, Any]:
+    """The report of ``rlam replay RUN --verify`` in a fresh process, which must pass."""
+    result = run_rlam("replay", run, "--verify", "--store", str(store), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert report["verified"]
+    assert report["ok"]
+    return report

@@ -22,7 +22,7 @@ from rlam_jupyter.actions.default_registry import registry
 from rlam_jupyter.actions.registry import Registry
 from rlam_jupyter.operations.agent.tools import agent_tools
 from rlam_jupyter.store.catalog import connect
-from tests.rlam_process import run_rlam
+from tests.rlam_process import verified_replay
 
 CLIENT = Implementation(name="rlam-test-client", version="1.2.3")
 LOAD = ("load_dataset", {"name": "iris", "_outputs": ["data"]})
@@ -106,7 +106,7 @@ def test_tools_are_the_registrys_actions_with_their_schemas(driven: Any) -> None
             catalogue.add(spec)
     expected = {t["function"]["name"]: t["function"] for t in agent_tools(catalogue)}
     run_tools = {"rlam_runs", "rlam_steps", "rlam_step", "rlam_replay", "rlam_fork", "rlam_diff"}
-    assert set(by_name) == set(expected) | run_tools | {"rlam_audit"}
+    assert set(by_name) == set(expected) | run_tools | {"rlam_audit", "rlam_export"}
     assert "python" not in by_name
     for name, function in expected.items():
         spec, tool = registry()[name], by_name[name]
@@ -242,9 +242,5 @@ def test_run_tools_read_the_trace(tmp_path: Path) -> None:
 
 def test_an_mcp_driven_run_replays_and_verifies_in_a_fresh_process(driven: Any) -> None:
     store, _, _, _ = driven
-    result = run_rlam("replay", "first", "--verify", "--store", str(store), "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    assert report["verified"]
-    assert report["ok"]
+    report = verified_replay("first", store)
     assert report["counts"] == {"identical": 2, "skipped (rejected)": 7}

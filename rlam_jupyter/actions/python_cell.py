@@ -11,9 +11,9 @@ same way the first run did: :func:`spec_for_recorded_cell`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, create_model
+from pydantic import AfterValidator, ConfigDict, create_model
 
 from rlam_jupyter.actions.registry import ActionSpec, InputSpec
 from rlam_jupyter.values.digest import digest_bytes
@@ -27,13 +27,24 @@ def python_spec(
     """An action spec for one code cell: its identity is the hash of its source.
 
     The code runs in a namespace holding only its declared inputs, so it sees exactly
-    what the trace says it used."""
+    what the trace says it used. The ``source`` parameter must be that code: a proposal
+    carrying other code (a fork's override) is refused by the schema check, so a step
+    never runs code other than the code its identity and its approval were for."""
     declared = tuple(outputs)
+    code = source
 
-    def run_code(source: str, **values: Any) -> Any:
+    def same_code(value: str) -> str:
+        if value != code:
+            raise ValueError(
+                "the code of a python step is fixed by its cell (its identity, and what was "
+                "reviewed): fork with other inputs, or write a new cell for other code"
+            )
+        return value
+
+    def run_code(source: str, **values: Any) -> Any:  # source: ``code``, checked above
         namespace: dict[str, Any] = dict(values)
         # dont_inherit: the cell's code must not take this module's __future__ imports
-        exec(compile(source, "<%%rlam python>", "exec", dont_inherit=True), namespace)
+        exec(compile(code, "<%%rlam python>", "exec", dont_inherit=True), namespace)
         missing = [name for name in declared if name not in namespace]
         if missing:
             raise NameError(f"the cell did not define the declared output(s) {missing}")
@@ -42,7 +53,9 @@ def python_spec(
         return tuple(namespace[name] for name in declared)
 
     params = create_model(
-        "python_params", __config__=ConfigDict(strict=True, extra="forbid"), source=(str, ...)
+        "python_params",
+        __config__=ConfigDict(strict=True, extra="forbid"),
+        source=(Annotated[str, AfterValidator(same_code)], ...),
     )
     return ActionSpec(
         name=ACTION_NAME,

@@ -51,13 +51,20 @@ def admit(
     return checked
 
 
-def precheck(registry: Registry, policy: Policy, run: Run, proposals: Sequence[Proposal]) -> None:
-    """Check a whole cell before any of it runs; raises on the first bad proposal."""
+def precheck(
+    registry: Registry,
+    policy: Policy,
+    run: Run,
+    proposals: Sequence[Proposal],
+    spec: ActionSpec | None = None,
+) -> None:
+    """Check a whole cell before any of it runs; raises on the first bad proposal.
+    ``spec``: the action of a single proposal that is not in the registry."""
     bound: dict[str, Any] = {
         name: b.value if b.loaded else PENDING for name, b in run.bindings.items()
     }
     for proposal in proposals:
-        admit(registry, policy, proposal, bound)
+        admit(registry, policy, proposal, bound, spec)
         for target in proposal.targets:
             bound[target] = PENDING
 

@@ -1,7 +1,8 @@
 """``rlam mcp [--actions MODULE_OR_FILE ...] [--seed N] [--run NAME] [--approve
-none|effects|all] [--http [HOST:]PORT --token TOKEN]``: the action registry as an MCP server over stdio, for the agents that
-start one as a subprocess (Claude Code, Cursor, Codex CLI, Goose, ...), or over Streamable
-HTTP on loopback behind a bearer token. Every tool call is a recorded step."""
+none|effects|all] [--allow-python] [--http [HOST:]PORT --token TOKEN]``: the action
+registry as an MCP server over stdio, for the agents that start one as a subprocess
+(Claude Code, Cursor, Codex CLI, Goose, ...), or over Streamable HTTP on loopback behind a
+bearer token. Every tool call is a recorded step."""
 
 from __future__ import annotations
 
@@ -68,6 +69,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="refuse (and record) a step whose approval takes longer (default 600)",
     )
+    parser.add_argument(
+        "--allow-python",
+        action="store_true",
+        help="offer the python escape hatch as a tool: the client may send code to run as "
+        "one recorded step, and every such call waits for the user's approval (MCP "
+        "elicitation), whatever --approve says",
+    )
     parser.set_defaults(handler=serve)
 
 
@@ -95,8 +103,10 @@ def serve(args: argparse.Namespace) -> int:
     for item in args.actions:
         import_actions(item)
     session = Session.create(args.store, policy=Policy.approving(args.approve))
-    check_tool_names(session.engine.registry)
-    dispatcher = Dispatcher(ActionCalls(session, run_name=args.run, seed=args.seed))
+    check_tool_names(session.engine.registry, args.allow_python)
+    dispatcher = Dispatcher(
+        ActionCalls(session, run_name=args.run, seed=args.seed, allow_python=args.allow_python)
+    )
     with runs_end_on_sigterm():
         if args.http is None:
             anyio.run(serve_stdio, dispatcher, args.approval_timeout)

@@ -8,6 +8,8 @@ engine's gate (schema check, policy, approval) and the engine; the step links to
 call by ``proposed_by``. A call that cannot become a proposal (unknown tool, an input
 that is not a name, bad output names) is recorded as a ``rejected`` step all the same.
 The next call after a failure or a refusal is recorded as its recovery, as the agent's is.
+A ``python`` call is read by :mod:`.python_tool` instead (only with ``allow_python``; it
+carries its own spec, which always needs approval).
 
 Arguments that are not a JSON object, or whose JSON exceeds :data:`MAX_ARGUMENT_BYTES`,
 are refused the same way before any check reads them; an oversized call is recorded by
@@ -21,9 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlam_jupyter.actions.proposal import CheckedProposal, Proposal, ProposalRejected
+from rlam_jupyter.actions.python_cell import ACTION_NAME as PYTHON
+from rlam_jupyter.actions.registry import ActionSpec
+from rlam_jupyter.engine.gate import precheck
 from rlam_jupyter.engine.run_state import Run
 from rlam_jupyter.engine.session import Session
 from rlam_jupyter.engine.trace import StepResult
+from rlam_jupyter.frontends.mcp.python_tool import FLAG, not_offered, python_call
 from rlam_jupyter.operations.agent.recording import CallOutcome, record_call
 from rlam_jupyter.operations.agent.tools import ToolCall, to_proposal, unparsed
 from rlam_jupyter.policy import Approver, Decision
@@ -56,6 +62,8 @@ class PreparedCall:
     tool_call: ToolCall
     proposal: Proposal | None
     rejection: ProposalRejected | None
+    spec: ActionSpec | None = None
+    """The action of a proposal that is not in the registry (a ``python`` cell)."""
 
 
 @dataclass
@@ -65,6 +73,8 @@ class ActionCalls:
     session: Session
     run_name: str | None = None
     seed: int | None = None
+    allow_python: bool = False
+    """Whether ``python`` is a tool (``rlam mcp --allow-python``)."""
     turns: dict[str, int] = field(default_factory=dict)
     """Run id → how many calls it has had (the ``turn`` of its ``llm_calls`` rows)."""
     failure: str | None = None
@@ -75,6 +85,11 @@ class ActionCalls:
         "use the notebook-attached server (/rlam/mcp), where the sidebar approves"
     )
     """Why a step that needs approval is refused when nobody can give it."""
+    no_python_approver: str = (
+        f"every python call needs approval ({FLAG}), and nobody can give it here: the MCP "
+        "client offers no elicitation; use a client that shows elicitation forms, or the "
+        "notebook-attached server (/rlam/mcp), where the sidebar approves"
+    )
 
     def run(self) -> Run:
         """The run calls go to: started by the first call, kept until the server ends."""
@@ -98,13 +113,19 @@ class ActionCalls:
         recorded = arguments if size <= MAX_ARGUMENT_BYTES else omitted(encoded)
         call_id = self._record(run, tool, recorded, caller)
         tool_call = ToolCall(caller.request_id or call_id, tool, encoded)
+        spec: ActionSpec | None = None
         try:
             if problem is not None:
                 raise ProposalRejected(problem, action=tool)
-            proposal = to_proposal(tool_call, self.session.engine.registry, origin=ORIGIN)
+            if tool == PYTHON and not self.allow_python:
+                raise not_offered(tool)
+            if tool == PYTHON:
+                proposal, spec = python_call(arguments)
+            else:
+                proposal = to_proposal(tool_call, self.session.engine.registry, origin=ORIGIN)
         except ProposalRejected as rejection:
             return PreparedCall(run, call_id, tool_call, None, rejection)
-        return PreparedCall(run, call_id, tool_call, proposal, None)
+        return PreparedCall(run, call_id, tool_call, proposal, None, spec)
 
     def awaiting_approval(self, prepared: PreparedCall) -> Proposal | None:
         """The proposal of ``prepared`` if a person must decide it before it runs: it
@@ -112,11 +133,11 @@ class ActionCalls:
         engine, proposal = self.session.engine, prepared.proposal
         if proposal is None or prepared.run is not self.run():
             return None
-        spec = engine.registry.get(proposal.action)
+        spec = prepared.spec or engine.registry.get(proposal.action)
         if spec is None or not engine.policy.needs_approval(spec):
             return None
         try:
-            engine.precheck(prepared.run, [proposal])
+            precheck(engine.registry, engine.policy, prepared.run, [proposal], prepared.spec)
         except ProposalRejected:
             return None  # refused anyway: the engine records why, nobody needs to decide
         return proposal
@@ -141,6 +162,7 @@ class ActionCalls:
                 proposal,
                 recovers=self.failure,
                 proposed_by=prepared.call_id,
+                spec=prepared.spec,
                 approver=approver or self.nobody,
             )
             self.session.bind(run, proposal)
@@ -149,7 +171,8 @@ class ActionCalls:
 
     def nobody(self, checked: CheckedProposal) -> Decision:
         """The decision where no one can approve: a refusal saying how to allow it."""
-        return Decision(False, self.no_approver, decided_by="rlam")
+        why = self.no_python_approver if checked.spec.name == PYTHON else self.no_approver
+        return Decision(False, why, decided_by="rlam")
 
     def _record(self, run: Run, tool: str, arguments: Any, caller: Caller) -> str:
         turn = self.turns.get(run.run_id, 0) + 1

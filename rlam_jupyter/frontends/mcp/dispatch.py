@@ -1,13 +1,14 @@
-"""What every MCP front end answers, whatever carries the request: the tool list and a
-tool call, on one :class:`Session`.
+"""What every MCP front end answers, whatever carries the request: the tool list, a
+tool call and the trace's resources, on one :class:`Session`.
 
 The headless server (:mod:`.server`, stdio or HTTP) holds a :class:`Dispatcher` itself;
 the notebook-attached server sends each request to the notebook's kernel, where the
 kernel's own :class:`Dispatcher` answers it (:mod:`frontends.magics.mcp`). Both give the
 same answers because they are this code: action calls go through :class:`ActionCalls`
 (proposal, check, policy, engine, trace), run tools read a snapshot of the store,
-operation tools run on the session. Nothing here is asynchronous or serialised: the
-caller holds the lock (headless) or the kernel's execution queue does (attached).
+operation tools run on the session, resources read the same snapshot as the run tools
+(:mod:`.resources`). Nothing here is asynchronous or serialised: the caller holds the
+lock (headless) or the kernel's execution queue does (attached).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import mcp_types as types
 
 from rlam_jupyter.engine.session import Session
 from rlam_jupyter.errors import RlamError
+from rlam_jupyter.frontends.mcp import resources as trace_resources
 from rlam_jupyter.frontends.mcp.arguments import check_arguments
 from rlam_jupyter.frontends.mcp.calls import ActionCalls, Caller
 from rlam_jupyter.frontends.mcp.results import data_answer, error_answer, step_answer
@@ -43,7 +45,19 @@ class Dispatcher:
         return self.calls.session
 
     def tools(self) -> list[types.Tool]:
-        return all_tools(self.session.engine.registry)
+        return all_tools(self.session.engine.registry, self.calls.allow_python)
+
+    def resources(self) -> list[types.Resource]:
+        """``rlam://runs`` and one resource per run of the store."""
+        return trace_resources.resources(self.snapshots.get(self.session.engine.layout))
+
+    def resource_templates(self) -> list[types.ResourceTemplate]:
+        return trace_resources.resource_templates()
+
+    def read_resource(self, uri: str) -> types.ReadResourceResult:
+        """The resource's JSON; :class:`RlamError` naming the URI and the valid forms
+        when it names no resource, run or step."""
+        return trace_resources.read_resource(self.snapshots.get(self.session.engine.layout), uri)
 
     def call(
         self,

@@ -3,7 +3,8 @@ step that needs approval runs.
 
 The form offers approve or reject, a reason, and every scalar parameter as an editable
 field holding the proposed value; an edit is checked again by the engine's gate, as a
-sidebar or console edit is. A client without form elicitation, a declined or cancelled
+sidebar or console edit is. A ``python`` cell's code is shown in the message, never
+editable: its spec and identity are that code (reject it, with a reason, instead). A client without form elicitation, a declined or cancelled
 form, and a form nobody answers within the timeout are all refusals with the reason
 said, recorded as ``rejected``: a call never hangs on approval.
 """
@@ -18,6 +19,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
 from rlam_jupyter.actions.proposal import Proposal
+from rlam_jupyter.actions.python_cell import ACTION_NAME as PYTHON
 from rlam_jupyter.frontends.approval import describe
 from rlam_jupyter.policy import Decision
 
@@ -43,11 +45,21 @@ def approval_form(proposal: Proposal) -> dict[str, Any]:
         },
         "reason": {"type": "string", "title": "Reason (recorded with the decision)"},
     }
-    for name, value in proposal.params.items():
-        kind = SCALARS.get(type(value))
-        if kind is not None:
-            properties[name] = {"type": kind, "title": f"parameter {name}", "default": value}
+    for name, value in editable(proposal).items():
+        kind = SCALARS[type(value)]
+        properties[name] = {"type": kind, "title": f"parameter {name}", "default": value}
     return {"type": "object", "properties": properties, "required": ["decision"]}
+
+
+def editable(proposal: Proposal) -> dict[str, Any]:
+    """The parameters the form lets the user change: the scalar ones, except a python
+    cell's source (the code is the step's identity; it is shown, not edited)."""
+    fixed = {"source"} if proposal.action == PYTHON else set()
+    return {
+        name: value
+        for name, value in proposal.params.items()
+        if type(value) in SCALARS and name not in fixed
+    }
 
 
 def decision_of(result: types.ElicitResult, proposal: Proposal, client: str) -> Decision:
@@ -59,10 +71,11 @@ def decision_of(result: types.ElicitResult, proposal: Proposal, client: str) -> 
     reason = str(content.get("reason") or "").strip()
     if content.get("decision") != "approve":
         return Decision(False, reason or f"rejected in {client}", decided_by=client)
+    proposed = editable(proposal)
     edits = {
         name: value
         for name, value in content.items()
-        if name in proposal.params and value != proposal.params[name]
+        if name in proposed and value != proposed[name]
     }
     return Decision(True, reason or ("edited" if edits else ""), edits or None, decided_by=client)
 

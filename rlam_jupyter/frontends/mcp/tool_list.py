@@ -1,7 +1,8 @@
 """What an MCP client sees: one tool per registered action, from the very schemas the
 LLM agent gets (:func:`operations.agent.tools.agent_tools`), plus the run tools.
 
-The ``python`` escape hatch is never offered (the agent's tools hide it). Annotations
+The ``python`` escape hatch is offered only by ``rlam mcp --allow-python``
+(:mod:`.python_tool`; the agent's tools hide it). Annotations
 follow the action's determinism: a ``pure`` action reads only its inputs
 (``readOnlyHint``), a ``pure`` or ``seeded`` one gives the same outputs for the same
 call (``idempotentHint``); effects (``destructiveHint``) are not declared yet, so that
@@ -15,6 +16,7 @@ from typing import Any
 from mcp_types import Tool, ToolAnnotations
 
 from rlam_jupyter.actions.registry import ActionSpec, Registry
+from rlam_jupyter.frontends.mcp.python_tool import python_tool
 from rlam_jupyter.frontends.mcp.run_operations import OPERATION_TOOLS
 from rlam_jupyter.frontends.mcp.run_tools import RUN_TOOLS
 from rlam_jupyter.operations.agent.tools import agent_tools
@@ -45,11 +47,12 @@ def tool_annotations(spec: ActionSpec) -> ToolAnnotations:
     )
 
 
-def all_tools(registry: Registry) -> list[Tool]:
-    """The action tools, then the run tools (an action of a run tool's name is refused
-    at start-up: :func:`.server.check_tool_names`)."""
+def all_tools(registry: Registry, allow_python: bool = False) -> list[Tool]:
+    """The action tools (and ``python`` when allowed), then the run tools (an action of
+    a run tool's name is refused at start-up: :func:`.server.check_tool_names`)."""
     return (
         action_tools(registry)
+        + ([python_tool()] if allow_python else [])
         + [tool.definition for tool in RUN_TOOLS.values()]
         + [tool.definition for tool in OPERATION_TOOLS.values()]
     )
