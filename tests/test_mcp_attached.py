@@ -236,3 +236,37 @@ def test_a_kernel_that_dies_mid_call_answers_an_error_and_leaves_an_interrupted_
     assert con.sql(
         "SELECT status FROM steps WHERE action = 'nap' ORDER BY seq DESC LIMIT 1"
     ).fetchall() == [("interrupted",)]
+
+
+def test_cache_fork_diff_resources_and_export_through_the_kernel(jupyter: JupyterApp) -> None:
+    open_with_actions(jupyter)
+
+    async def work(client: Client) -> Any:
+        await client.call_tool("rlam_open", {"notebook": "analysis.ipynb"})
+        first = await client.call_tool("load_dataset", {"name": "wine", "_outputs": ["wine"]})
+        again = await client.call_tool("load_dataset", {"name": "wine", "_outputs": ["wine"]})
+        step = first.structured_content
+        run = step["run_id"]
+        forked = await client.call_tool(
+            "rlam_fork", {"run": run, "at": step["seq"], "params": {"name": "iris"}}
+        )
+        diff = await client.call_tool(
+            "rlam_diff", {"a": run, "b": forked.structured_content["run_id"]}
+        )
+        runs = await client.read_resource("rlam://runs")
+        detail = await client.read_resource(f"rlam://steps/{step['step_id']}")
+        exported = await client.call_tool("rlam_export", {"path": "agent-bundle.zip"})
+        return first, again, forked, diff, runs, detail, exported
+
+    first, again, forked, diff, runs, detail, exported = drive(jupyter, work)
+    assert first.structured_content["status"] in ("succeeded", "cached"), text(first)
+    assert again.structured_content["cache_hit"] is True
+    assert not forked.is_error, text(forked)
+    assert not diff.is_error, text(diff)
+    assert "iris" in json.dumps(diff.structured_content)
+    listed = json.loads(runs.contents[0].text)  # type: ignore[union-attr]
+    assert forked.structured_content["run_id"] in {r["run_id"] for r in listed["runs"]}
+    assert json.loads(detail.contents[0].text)["action"] == "load_dataset"  # type: ignore[union-attr]
+    assert not exported.is_error, text(exported)
+    # the bundle is written where the notebook's kernel runs: next to the notebook
+    assert (jupyter.root / "agent-bundle.zip").is_file()

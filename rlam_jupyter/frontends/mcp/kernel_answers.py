@@ -99,6 +99,12 @@ def answer(
         with approving(dispatcher.session.engine, str(params.get("approve", "none"))):
             result = dispatcher.call(params["name"], params.get("arguments"), caller, approver)
         return dump(result)
+    if method == "resources/list":
+        return [dump(resource) for resource in dispatcher.resources()]
+    if method == "resources/templates/list":
+        return [dump(template) for template in dispatcher.resource_templates()]
+    if method == "resources/read":
+        return dump(dispatcher.read_resource(str(params["uri"])))
     raise RlamError(f"the kernel does not answer the MCP method {method!r}")
 
 

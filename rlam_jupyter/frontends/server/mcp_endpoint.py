@@ -24,6 +24,7 @@ from jupyter_server.utils import url_path_join
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.exceptions import MCPError
 from tornado.ioloop import IOLoop
 from traitlets import Enum, Float
 from traitlets.config import Configurable
@@ -130,6 +131,40 @@ class AttachedServer:
             return error_answer(str(answer.get("error") if isinstance(answer, dict) else answer))
         return types.CallToolResult.model_validate(answer)
 
+    async def kernel_answer(
+        self, ctx: ServerRequestContext[Any], method: str, **params: Any
+    ) -> Any:
+        """What the chosen notebook's kernel answers; an error becomes an MCP error."""
+        try:
+            answer = await self.in_kernel(await self.notebook_for(caller_of(ctx)), method, params)
+        except RlamError as exc:
+            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+        if isinstance(answer, dict) and "error" in answer:
+            raise MCPError(types.INVALID_PARAMS, str(answer["error"]), params or None)
+        return answer
+
+    async def list_resources(
+        self, ctx: ServerRequestContext[Any], _params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        listed = await self.kernel_answer(ctx, "resources/list")
+        return types.ListResourcesResult(
+            resources=[types.Resource.model_validate(r) for r in listed]
+        )
+
+    async def list_resource_templates(
+        self, ctx: ServerRequestContext[Any], _params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        listed = await self.kernel_answer(ctx, "resources/templates/list")
+        return types.ListResourceTemplatesResult(
+            resource_templates=[types.ResourceTemplate.model_validate(t) for t in listed]
+        )
+
+    async def read_resource(
+        self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        read = await self.kernel_answer(ctx, "resources/read", uri=str(params.uri))
+        return types.ReadResourceResult.model_validate(read)
+
     async def open(
         self, ctx: ServerRequestContext[Any], caller: Caller, arguments: dict[str, Any]
     ) -> types.CallToolResult:
@@ -148,6 +183,9 @@ class AttachedServer:
             instructions=INSTRUCTIONS + " Call rlam_open(notebook=PATH) to choose the notebook.",
             on_list_tools=self.list_tools,
             on_call_tool=self.call_tool,
+            on_list_resources=self.list_resources,
+            on_list_resource_templates=self.list_resource_templates,
+            on_read_resource=self.read_resource,
             # No tool maps arguments to Mcp-Param headers, so there is nothing for the
             # SDK to check; without this it would list the tools (a kernel round trip)
             # before every stateless call.
