@@ -258,7 +258,8 @@ def test_cache_fork_diff_resources_and_export_through_the_kernel(jupyter: Jupyte
         exported = await client.call_tool("rlam_export", {"path": "agent-bundle.zip"})
         return first, again, forked, diff, runs, detail, exported
 
-    first, again, forked, diff, runs, detail, exported = drive(jupyter, work)
+    # the initialize handshake (2025-11-25): answers stream as Server-Sent Events
+    first, again, forked, diff, runs, detail, exported = drive(jupyter, work, mode="legacy")
     assert first.structured_content["status"] in ("succeeded", "cached"), text(first)
     assert again.structured_content["cache_hit"] is True
     assert not forked.is_error, text(forked)
