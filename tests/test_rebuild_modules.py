@@ -1,7 +1,8 @@
 """Actions defined in a user's own file, replayed where that file is not: every action of
 the file is rebuilt from the recorded source with the identity it was recorded with,
-in a fresh process (``rlam replay --verify``, ``rlam audit``) and beside an edited copy
-of the module that the process already runs."""
+in a fresh process (``rlam replay --verify``, ``rlam audit``, a new kernel's
+``%rlam replay --verify``) and beside an edited copy of the module that the process
+already runs."""
 
 from __future__ import annotations
 
@@ -103,6 +104,31 @@ def test_every_action_of_a_file_is_rebuilt_and_verified_in_a_fresh_process(
     metrics = json.loads(audited.stdout)["metrics"]
     assert metrics["reproducibility_success"] == 1.0
     assert audited.returncode == 0, audited.stdout + audited.stderr
+
+
+def test_a_notebook_run_of_a_module_next_to_it_verifies_in_a_new_kernel_elsewhere(
+    tmp_path: Path,
+) -> None:
+    from notebook_cells import execute_cells, output_text
+
+    analysis = tmp_path / "analysis"
+    analysis.mkdir()
+    (analysis / "acts.py").write_text(ACTS, encoding="utf-8")
+    execute_cells(
+        analysis, ["%load_ext rlam_jupyter\nimport acts", "%%rlam --run nb --quiet\n" + WORKFLOW]
+    )
+    elsewhere = tmp_path / "elsewhere"  # a new kernel, without acts.py
+    shutil.copytree(analysis / ".rlam", elsewhere / ".rlam")
+    cells = execute_cells(
+        elsewhere,
+        [
+            "%load_ext rlam_jupyter",
+            "report = %rlam replay nb --verify\n"
+            "print(dict(report.counts), report.to_json()['not_verified'])",
+        ],
+    )
+    assert "{'identical': 4} []" in output_text(cells[1])
+    assert (elsewhere / "imports.log").read_text().split() == ["acts"]
 
 
 def test_an_edited_module_in_the_process_is_verified_with_the_recorded_copy(
