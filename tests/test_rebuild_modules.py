@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from rlam_process import run_rlam
+from rlam_process import run_python, run_rlam
 
 from rlam_jupyter.actions.rebuild import RecordedSource, rebuild
 from rlam_jupyter.actions.registry import Registry, collecting_actions
@@ -73,17 +71,8 @@ def record(folder: Path) -> Path:
     """A run of the three actions of ``acts.py``, recorded in a process of its own in ``folder``."""
     folder.mkdir(parents=True)
     (folder / "acts.py").write_text(ACTS, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k != "RLAM_HOME"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), env.get("PYTHONPATH")) if p)
-    done = subprocess.run(
-        [sys.executable, "-c", RECORD],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    (folder / "record.py").write_text(RECORD, encoding="utf-8")  # its folder is on sys.path
+    done = run_python("record.py", cwd=folder)
     assert done.returncode == 0, done.stderr
     return folder / ".rlam"
 
