@@ -14,9 +14,16 @@ def run_rlam(
     *args: str, cwd: Path | None = None, timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
     """``rlam ARGS`` in ``cwd``, without the test's ``RLAM_HOME``; output captured as text."""
+    return run_python("-m", "rlam_jupyter", *args, cwd=cwd, timeout=timeout)
+
+
+def run_python(
+    *args: str, cwd: Path | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in ``cwd``, without the test's ``RLAM_HOME``; output captured as text."""
     env = {k: v for k, v in os.environ.items() if k != "RLAM_HOME"}
     return subprocess.run(
-        [sys.executable, "-m", "rlam_jupyter", *args],
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -269,19 +269,21 @@ def test_the_run_both_clients_wrote_is_complete(scenario: Scenario) -> None:
 def test_the_run_both_clients_wrote_replays_and_verifies_in_a_fresh_process(
     scenario: Scenario,
 ) -> None:
-    # --actions: rebuilt from their recorded source alone, only the first action of a
-    # file keeps its identity (the others load under a private module name), so nap and
-    # total would be skipped; a defect of the rebuild, not of the MCP server
-    result = run_rlam(
-        "replay", RUN, "--verify", "--store", str(scenario.store), "--actions", ACTIONS, "--json"
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    assert report["ok"]
-    assert report["verified"]
     _, steps = run_steps(scenario.store)
-    assert sum(report["counts"].values()) == len(steps)
-    assert set(report["counts"]) <= {"identical", "cached"}, report["counts"]
+    # with the file the server served, and with the source the trace recorded of it alone
+    for actions in (["--actions", ACTIONS], []):
+        result = run_rlam(
+            "replay", RUN, "--verify", "--store", str(scenario.store), *actions, "--json"
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        report = json.loads(result.stdout)
+        assert report["ok"]
+        assert report["verified"]
+        assert sum(report["counts"].values()) == len(steps)
+        assert set(report["counts"]) <= {"identical", "cached"}, report["counts"]
+    audited = run_rlam("audit", RUN, "--store", str(scenario.store), "--json")
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    assert json.loads(audited.stdout)["metrics"]["reproducibility_success"] == 1.0
 
 
 def slow_stdio_call(root: Path, ms: int) -> None:

@@ -485,7 +485,9 @@ def test_cli_replay_verify_diff_and_forks(
     record(store, clock, name="clock", body="now = cli_clock()")
     # a step that was not re-executed is never passed as verified, unless the user says so
     assert cli.main(["replay", "clock", "--store", str(store), "--verify"]) == cli.EXIT_CHECK_FAILED
-    assert "skipped (action not registered)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "skipped (action not registered)" in out
+    assert "rlam replay, rlam mcp: --actions MODULE_OR_FILE" in " ".join(out.split())
     allowed = ["replay", "clock", "--store", str(store), "--verify", "--allow-skipped"]
     assert cli.main(allowed) == 0
     assert "1 step(s) not verified" in capsys.readouterr().out

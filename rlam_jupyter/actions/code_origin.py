@@ -24,6 +24,8 @@ REBUILT_PREFIX = "rlam_rebuilt_"
 """Modules rebuilt from recorded source (:mod:`rlam_jupyter.actions.source`) are named so."""
 
 _USER_MODULES: dict[str, bool] = {}
+_PRIVATE_COPIES: dict[str, str] = {}
+"""Name of a recorded module's copy loaded beside the module itself → the module's name."""
 
 
 def is_user_module(module_name: str | None) -> bool:
@@ -49,12 +51,21 @@ def is_user_module(module_name: str | None) -> bool:
     return found
 
 
+def private_copy_name(module_name: str, source_hash: str) -> str:
+    """The name a recorded copy of ``module_name`` is loaded under when the process runs
+    a module of that name already; :func:`home` gives it back ``module_name``."""
+    name = f"{REBUILT_PREFIX}{source_hash[:12]}_{module_name.replace('.', '_')}"
+    _PRIVATE_COPIES[name] = module_name
+    return name
+
+
 def home(module_name: str) -> str:
     """A module's name in identities: notebook code is ``__main__`` wherever it runs, also
-    when rebuilt from its recorded source under another module name; a module of this
-    package that moved keeps its former name (:data:`FORMER_MODULE_NAMES`)."""
+    when rebuilt from its recorded source under another module name; a recorded module
+    loaded beside the one the process runs keeps its own name (:func:`private_copy_name`);
+    a module of this package that moved keeps its former name (:data:`FORMER_MODULE_NAMES`)."""
     if module_name.startswith(REBUILT_PREFIX):
-        return "__main__"
+        return _PRIVATE_COPIES.get(module_name, "__main__")
     return FORMER_MODULE_NAMES.get(module_name, module_name)
 
 

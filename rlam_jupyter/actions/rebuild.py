@@ -4,8 +4,10 @@
 into a fresh module, and collects the actions they define into a registry of their own
 (the caller's registry is never touched). A source whose hash does not match, or that
 names what it lacks, is never executed; a module this process already runs is never
-replaced by its recorded copy. Executing recorded sources needs the trust that loading
-a bundle's pickles needs.
+replaced by its recorded copy, which is loaded beside it under a name of its own and
+keeps the module's name in identities. A recorded module is executed once per process,
+as an import is: every action of its file comes from that one module. Executing
+recorded sources needs the trust that loading a bundle's pickles needs.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlam_jupyter.actions.code_origin import REBUILT_PREFIX
+from rlam_jupyter.actions.code_origin import REBUILT_PREFIX, private_copy_name
 from rlam_jupyter.actions.registry import ActionSpec, Registry, collecting_actions
 from rlam_jupyter.actions.source import MODULE, PACKAGE, source_digest
 
@@ -76,6 +78,8 @@ class Rebuilt:
 
 
 _REBUILT_ROOT: list[Path] = []
+_MODULES: dict[str, tuple[types.ModuleType, Registry]] = {}
+"""Recorded modules loaded by a rebuild, by source hash, with the actions they define."""
 
 
 def rebuild(sources: Iterable[RecordedSource]) -> Rebuilt:
@@ -96,10 +100,8 @@ def rebuild(sources: Iterable[RecordedSource]) -> Rebuilt:
                 "its recorded source is not enough to rebuild it: " + "; ".join(source.missing)
             )
             continue
-        collected = Registry()
         try:
-            with collecting_actions(collected):
-                _execute(source)
+            collected = _collect(source)
         except Exception as exc:
             result.problems[source.action_version] = (
                 f"rebuilding it from its recorded source failed: {type(exc).__name__}: {exc}"
@@ -118,7 +120,24 @@ def rebuild(sources: Iterable[RecordedSource]) -> Rebuilt:
     return result
 
 
-def _execute(source: RecordedSource) -> None:
+def _collect(source: RecordedSource) -> Registry:
+    """The actions a recorded source defines. A recorded module loaded by an earlier
+    rebuild (for another action of its file) is not executed again: a second copy would
+    define classes of its own, which its values would not be instances of."""
+    known = _MODULES.get(source.source_hash)
+    if known is not None and sys.modules.get(known[0].__name__) is known[0]:
+        return known[1]
+    collected = Registry()
+    with collecting_actions(collected):
+        module = _execute(source)
+    if module is not None:
+        _MODULES[source.source_hash] = (module, collected)
+    return collected
+
+
+def _execute(source: RecordedSource) -> types.ModuleType | None:
+    """Execute a recorded source; a recorded module is returned, cells are not (each
+    version of a notebook's actions is rebuilt from its own cells)."""
     files = source.payload.get("files") or {}
     if files:
         root = _files_root(source.source_hash)
@@ -139,11 +158,9 @@ def _execute(source: RecordedSource) -> None:
             # the process runs that module already (perhaps edited since): load the
             # recorded file beside it, under a name of its own, never in its place
             relative = next(p for p in files if _module_of(p) == source.module)
-            _load_private(source, root / relative)
-            return
+            return _load_private(source, root / relative)
         importlib.invalidate_caches()
-        importlib.import_module(source.module)
-        return
+        return importlib.import_module(source.module)
     code = str(source.payload.get("code") or "")
     name = f"{REBUILT_PREFIX}{source.source_hash[:12]}"
     filename = f"<{name}>"
@@ -154,6 +171,7 @@ def _execute(source: RecordedSource) -> None:
     # dont_inherit: the cells' code runs as they were written, not with this module's
     # __future__ imports (postponed annotations would turn their types into strings)
     exec(compile(code, filename, "exec", dont_inherit=True), module.__dict__)
+    return None
 
 
 def _module_of(relative: str) -> str:
@@ -161,14 +179,15 @@ def _module_of(relative: str) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _load_private(source: RecordedSource, path: Path) -> None:
-    name = f"{REBUILT_PREFIX}{source.source_hash[:12]}"
+def _load_private(source: RecordedSource, path: Path) -> types.ModuleType:
+    name = private_copy_name(source.module, source.source_hash)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load the recorded file {path.name}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
+    return module
 
 
 def _files_root(source_hash: str) -> Path:

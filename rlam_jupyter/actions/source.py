@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rlam_jupyter.actions.code_facts import global_loads
-from rlam_jupyter.actions.code_origin import REBUILT_PREFIX, is_user_module
+from rlam_jupyter.actions.code_origin import REBUILT_PREFIX, home, is_user_module
 from rlam_jupyter.actions.identity import ActionIdentity
 from rlam_jupyter.actions.registry import ActionSpec
 from rlam_jupyter.values.digest import digest_bytes
@@ -95,7 +95,7 @@ def capture(spec: ActionSpec, identity: ActionIdentity) -> ActionSource:
     try:
         return _capture(spec, identity)
     except Exception as exc:
-        module = str(getattr(spec.func, "__module__", "") or "")
+        module = home(str(getattr(spec.func, "__module__", "") or ""))
         why = f"its source could not be captured ({type(exc).__name__}: {exc})"
         return ActionSource(CELL if module == "__main__" else MODULE, module, missing=(why,))
 
@@ -105,6 +105,7 @@ def _capture(spec: ActionSpec, identity: ActionIdentity) -> ActionSource:
     module = getattr(func, "__module__", "") or ""
     if not is_user_module(module):
         return ActionSource(PACKAGE, module)
+    module = home(module)  # rebuilt code is recorded as the code it was rebuilt from
     user_code = identity.user_code or (func,)
     cell_objects = [o for o in user_code if _in_cells(o)]
     module_objects = [o for o in user_code if not _in_cells(o)]
@@ -120,14 +121,15 @@ def _capture(spec: ActionSpec, identity: ActionIdentity) -> ActionSource:
 
 def _in_cells(obj: Any) -> bool:
     name = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(obj, "__module__", "")
-    return name == "__main__" or str(name).startswith(REBUILT_PREFIX)
+    return home(str(name)) == "__main__"
 
 
 def _module_files(obj: Any, files: dict[str, str], missing: list[str]) -> None:
     name = obj.__name__ if isinstance(obj, types.ModuleType) else obj.__module__
-    parts = name.split(".")
+    # a recorded copy loaded beside the module it stands for is recorded as that module
+    parts = home(name).split(".")
     for depth in range(1, len(parts) + 1):
-        module = sys.modules.get(".".join(parts[:depth]))
+        module = sys.modules.get(name if depth == len(parts) else ".".join(parts[:depth]))
         path = getattr(module, "__file__", None)
         if module is None or path is None:
             continue

@@ -31,6 +31,13 @@ from rlam_jupyter.store.catalog import Connection, connect, rows
 from rlam_jupyter.store.index.model import StepEntry
 from rlam_jupyter.store.layout import StoreLayout
 
+REGISTER_HINT = (
+    "import the module or file that defines it first (in a notebook: import it or run its "
+    "cell; rlam replay, rlam mcp: --actions MODULE_OR_FILE; rlam bundle verify: --import "
+    "MODULE_OR_FILE)"
+)
+"""How to register a missing action, in each front end that replays (one message serves all)."""
+
 RowsLoader = Callable[[Sequence[str]], Iterable[Mapping[str, Any]]]
 """Given action versions, the ``actions`` rows recorded for them."""
 
@@ -107,7 +114,7 @@ class RecordedActions:
                 return Resolved(
                     None,
                     reason=f"action {action!r} is not registered here and {rebuilt.reason}; "
-                    "pass --import with the module or file that defines it",
+                    f"{REGISTER_HINT}",
                 )
             return rebuilt
         assert now is not None
