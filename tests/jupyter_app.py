@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 ANNOUNCEMENTS_OFF = {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
+LABEXTENSION = Path(__file__).resolve().parent.parent / "rlam_jupyter" / "labextension"
+"""The sidebar built from this checkout (``cd labextension && jlpm build``)."""
 
 
 def free_port() -> int:
@@ -93,6 +95,8 @@ def running(kind: str, root: Path, workdir: Path, *extra: str) -> Iterator[Jupyt
         JUPYTERLAB_WORKSPACES_DIR=str(workdir / "lab-workspaces"),
         PYTHONUNBUFFERED="1",
     )
+    if kind == "lab":
+        extra = (this_checkouts_labextension(workdir), *extra)
     port, token = free_port(), secrets.token_hex(16)
     log = workdir / f"{kind}.log"
     args = [
@@ -128,6 +132,19 @@ def running(kind: str, root: Path, workdir: Path, *extra: str) -> Iterator[Jupyt
         yield app
     finally:
         stop(process)
+
+
+def this_checkouts_labextension(workdir: Path) -> str:
+    """The option that makes JupyterLab serve the sidebar built from this checkout,
+    ahead of the one installed in the environment (which may be another worktree's)."""
+    if not (LABEXTENSION / "package.json").is_file():
+        raise RuntimeError(
+            f"no sidebar build in {LABEXTENSION}: run `cd labextension && jlpm build`"
+        )
+    folder = workdir / "labextensions"
+    folder.mkdir(exist_ok=True)
+    (folder / "rlam-jupyter").symlink_to(LABEXTENSION, target_is_directory=True)
+    return f"--LabApp.extra_labextensions_path={folder}"
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
