@@ -45,14 +45,21 @@ class JupyterApp:
     log: Path
 
     def get(
-        self, endpoint: str, *, token: bool = True, method: str = "GET", **params: Any
+        self,
+        endpoint: str,
+        *,
+        token: bool = True,
+        method: str = "GET",
+        body: Any = None,
+        **params: Any,
     ) -> tuple[int, Any]:
-        """``GET <url>/<endpoint>?params`` → (status, parsed JSON body)."""
+        """``GET <url>/<endpoint>?params`` → (status, parsed JSON body); another
+        ``method`` sends ``body`` as JSON (``{}`` when None)."""
         query = urllib.parse.urlencode(params, doseq=True)
         request = urllib.request.Request(
             f"{self.url}{endpoint}" + (f"?{query}" if query else ""),
             method=method,
-            data=b"{}" if method != "GET" else None,
+            data=json.dumps(body if body is not None else {}).encode() if method != "GET" else None,
         )
         if token:
             request.add_header("Authorization", f"token {self.token}")

@@ -4,7 +4,7 @@ rlam sidebar, and a step nobody decides in time is refused and recorded.
 
 The browser test drives the sidebar in a real JupyterLab (Debian's Chromium) while an
 MCP client (the official SDK's) waits in a background thread; it approves one call,
-rejects one with a reason and edits one. ``RLAM_SCREENSHOTS=docs`` writes the
+rejects one with a reason and edits one, and sees a note on one decided elsewhere. ``RLAM_SCREENSHOTS=docs`` writes the
 screenshots for the README: ``docs/mcp-approval-notification.png`` (the notification
 while the person works in the notebook) and ``docs/sidebar-mcp-approval.png`` (the
 pending proposal in the sidebar).
@@ -12,6 +12,7 @@ pending proposal in the sidebar).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -36,6 +37,17 @@ def write_notebook(path: Path) -> None:
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     notebook.cells = [nbformat.v4.new_code_cell("%load_ext rlam_jupyter")]
     nbformat.write(notebook, path)
+
+
+@contextlib.contextmanager
+def serving(
+    kind: str, tmp_path_factory: pytest.TempPathFactory, *options: str
+) -> Iterator[JupyterApp]:
+    """``jupyter server`` or ``lab`` on a fresh folder with ``analysis.ipynb``."""
+    root = tmp_path_factory.mktemp(f"approvals-{kind}")
+    write_notebook(root / "analysis.ipynb")
+    with running(kind, root, tmp_path_factory.mktemp(f"{kind}-work"), *options) as app:
+        yield app
 
 
 def pending(app: JupyterApp) -> list[dict[str, Any]]:
@@ -67,10 +79,8 @@ def approvals_rows(root: Path) -> list[tuple[Any, ...]]:
 @pytest.fixture(scope="module")
 def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterApp]:
     """A Jupyter server whose MCP steps all wait for approval, for 2 s at most."""
-    root = tmp_path_factory.mktemp("impatient")
-    write_notebook(root / "analysis.ipynb")
     options = ("--RlamMCP.approve=all", "--RlamMCP.approval_timeout=2")
-    with running("server", root, tmp_path_factory.mktemp("impatient-work"), *options) as app:
+    with serving("server", tmp_path_factory, *options) as app:
         yield app
 
 
@@ -112,29 +122,36 @@ def test_a_call_nobody_decides_in_time_is_refused_and_recorded(impatient: Jupyte
 def test_a_decision_for_a_proposal_that_no_longer_waits_is_404_and_a_bad_body_400(
     impatient: JupyterApp,
 ) -> None:
-    status, body = impatient.get("rlam/api/approvals/01NOSUCHAPPROVAL", method="POST")
-    assert status == 400  # the test client posts {}: "approved" is missing
-    assert "approved" in body["message"]
+    status, board = impatient.get("rlam/api/approvals")
+    assert status == 200
+    assert abs(board["now"] - time.time()) < 60  # the sidebar counts down from it
+    decide = "rlam/api/approvals/01NOSUCHAPPROVAL"
+    status, body = impatient.get(decide, method="POST", body={"approved": True})
+    assert status == 404
+    assert "no proposal '01NOSUCHAPPROVAL' waits" in body["message"]
+    for bad in ({}, {"approved": "yes"}, {"approved": True, "edited_params": [1]}):
+        status, body = impatient.get(decide, method="POST", body=bad)
+        assert status == 400, bad
+        assert "approved" in body["message"] or "edited_params" in body["message"]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterApp]:
     """JupyterLab whose MCP steps all wait for a decision in the sidebar."""
-    root = tmp_path_factory.mktemp("approvals-lab")
-    write_notebook(root / "analysis.ipynb")
     options = ("--LabApp.expose_app_in_browser=True", "--RlamMCP.approve=all")
-    with running("lab", root, tmp_path_factory.mktemp("approvals-work"), *options) as app:
+    with serving("lab", tmp_path_factory, *options) as app:
         yield app
 
 
 class Agent(threading.Thread):
-    """An MCP client that opens the notebook and makes three calls, one after the
-    other, each waiting for the person's decision."""
+    """An MCP client that opens the notebook and makes its calls one after the other,
+    each waiting for the person's decision."""
 
     CALLS = (
         ("load_dataset", {"name": "iris", "_outputs": ["iris"]}),
         ("describe", {"data": "iris", "_outputs": ["summary"]}),
         ("split", {"data": "iris", "test_size": 0.3}),
+        ("describe", {"data": "iris", "_outputs": ["summary"]}),
     )
 
     def __init__(self, app: JupyterApp) -> None:
@@ -218,25 +235,44 @@ def test_the_sidebar_approves_rejects_and_edits_while_the_client_waits(
         page.fill(field, "0.25")
         page.click(".jp-rlam-approval [data-rlam-action='approve-edited']")
         gone(page, "split")
+
+        # Decided elsewhere while the person writes a reason: the card says so.
+        fourth = card(page, "describe")
+        fourth.query_selector("[data-rlam-action='reject']").click()
+        (elsewhere,) = pending(lab)
+        status, _ = lab.get(
+            f"rlam/api/approvals/{elsewhere['id']}",
+            method="POST",
+            body={"approved": False, "reason": "decided over the API"},
+        )
+        assert status == 200
+        note = page.wait_for_selector(
+            ".jp-rlam-approval[data-state='gone'] .jp-rlam-approval-error"
+        )
+        assert "Decided elsewhere" in note.inner_text()
+        page.click(".jp-rlam-approval[data-state='gone'] [data-rlam-action='dismiss']")
         page.wait_for_selector(".jp-rlam-approvals", state="hidden")
         assert page.get_attribute(tab, "data-rlam-pending") is None
 
         agent.join(timeout=180)
     assert agent.error is None, agent.error
-    loaded, described, split = agent.answers
+    loaded, described, split, elsewhere_answer = agent.answers
     assert not loaded.is_error, text(loaded)
     assert described.is_error
     assert "not now" in text(described), text(described)
     assert not split.is_error, text(split)
+    assert "decided over the API" in text(elsewhere_answer)
 
     rows = approvals_rows(lab.root)
     assert [row[:4] for row in rows] == [
         ("load_dataset", "succeeded", "approved", ""),
         ("describe", "rejected", "rejected", "not now"),
         ("split", "succeeded", "approved", "edited"),
+        ("describe", "rejected", "rejected", "decided over the API"),
     ]
-    assert [row[5] for row in rows] == ["sidebar"] * 3
-    assert [row[4] and json.loads(row[4]) for row in rows] == [None, None, {"test_size": 0.25}]
+    assert [row[5] for row in rows] == ["sidebar"] * 4
+    edits = [row[4] and json.loads(row[4]) for row in rows]
+    assert edits == [None, None, {"test_size": 0.25}, None]
     con = connect(lab.root / ".rlam")
     by_action = dict(
         con.execute(

@@ -183,7 +183,7 @@ export class ApprovalsModel {
       item.id,
       this.secondsLeft(item) <= 1
         ? 'No decision in time: the agent was told its call was refused.'
-        : 'Decided in another window.'
+        : 'Decided elsewhere (another window, or the REST API).'
     );
     this.forms.delete(item.id);
     this.gone_ = [...this.gone_, item];

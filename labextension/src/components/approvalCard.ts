@@ -81,8 +81,8 @@ export class ApprovalCard {
       ),
       h('code', { className: 'jp-rlam-approval-text' }, item.text),
       h('div', { className: 'jp-rlam-approval-signature' }, item.signature),
-      gone ? this.dismissButton() : this.controls(),
-      error ? h('div', { className: 'jp-rlam-approval-error' }, error) : null
+      error ? h('div', { className: 'jp-rlam-approval-error' }, error) : null,
+      gone ? this.dismissButton() : this.controls()
     ];
     this.node.replaceChildren(
       ...parts.filter((part): part is HTMLElement => part !== null)
