@@ -183,6 +183,78 @@ def gone(page: Any, action: str) -> None:
     page.wait_for_selector(f".jp-rlam-approval[data-action='{action}']", state="detached")
 
 
+TAB = ".jp-SideBar.jp-mod-right li[data-id='rlam-sidebar']"
+
+
+def open_from_the_notification(page: Any, shots: Path) -> None:
+    """The person works in the notebook, the panel hidden: a notification says that an
+    agent waits, the panel's tab shows the count, and the notification opens the panel."""
+    assert not page.is_visible("#rlam-sidebar")
+    toast = page.wait_for_selector(".Toastify__toast:has-text('waits for your approval')")
+    assert "load_dataset" in toast.inner_text()
+    assert "analysis.ipynb" in toast.inner_text()
+    assert page.get_attribute(TAB, "data-rlam-pending") == "1"
+    page.wait_for_timeout(500)  # the toast slides in
+    page.screenshot(path=str(shots / "mcp-approval-notification.png"))
+    toast.query_selector("button:has-text('Open rlam sidebar')").click()
+    card(page, "load_dataset")
+    assert page.is_visible("#rlam-sidebar")
+    widen_sidebar(page, 160)
+
+
+def approve_the_first(page: Any, shots: Path) -> None:
+    first = card(page, "load_dataset")
+    shown = first.inner_text()
+    assert "iris = load_dataset(name='iris')" in shown, shown
+    assert CLIENT.name in shown
+    assert "analysis.ipynb" in shown
+    assert "step 1" in shown
+    assert "load_dataset(name:" in shown  # the signature
+    assert " left" in page.inner_text(".jp-rlam-approval-time")
+    assert page.inner_text(".jp-rlam-approvals-count") == "1"
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(shots / "sidebar-mcp-approval.png"))
+    first.query_selector("[data-rlam-action='approve']").click()
+    gone(page, "load_dataset")
+
+
+def reject_the_second(page: Any) -> None:
+    card(page, "describe").query_selector("[data-rlam-action='reject']").click()
+    page.fill(".jp-rlam-approval input[name='reason']", "not now")
+    page.click(".jp-rlam-approval [data-rlam-action='reject-submit']")
+    gone(page, "describe")
+
+
+def edit_the_third(page: Any, lab: JupyterApp) -> None:
+    card(page, "split").query_selector("[data-rlam-action='edit']").click()
+    field = ".jp-rlam-approval input[name='test_size']"
+    assert page.input_value(field) == "0.3"
+    page.fill(field, "1.5")  # the schema's bound: checked before anything is sent
+    page.click(".jp-rlam-approval [data-rlam-action='approve-edited']")
+    assert "must be < 1" in page.inner_text(".jp-rlam-approval .jp-rlam-approval-form")
+    assert len(pending(lab)) == 1
+    page.fill(field, "0.25")
+    page.click(".jp-rlam-approval [data-rlam-action='approve-edited']")
+    gone(page, "split")
+
+
+def see_the_fourth_decided_elsewhere(page: Any, lab: JupyterApp) -> None:
+    """Decided over the API while the person writes a reason: the card says so."""
+    card(page, "describe").query_selector("[data-rlam-action='reject']").click()
+    (elsewhere,) = pending(lab)
+    status, _ = lab.get(
+        f"rlam/api/approvals/{elsewhere['id']}",
+        method="POST",
+        body={"approved": False, "reason": "decided over the API"},
+    )
+    assert status == 200
+    note = page.wait_for_selector(".jp-rlam-approval[data-state='gone'] .jp-rlam-approval-error")
+    assert "Decided elsewhere" in note.inner_text()
+    page.click(".jp-rlam-approval[data-state='gone'] [data-rlam-action='dismiss']")
+    page.wait_for_selector(".jp-rlam-approvals", state="hidden")
+    assert page.get_attribute(TAB, "data-rlam-pending") is None
+
+
 def test_the_sidebar_approves_rejects_and_edits_while_the_client_waits(
     lab: JupyterApp, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -190,70 +262,11 @@ def test_the_sidebar_approves_rejects_and_edits_while_the_client_waits(
     with notebook_page(lab, "analysis.ipynb") as page:
         agent = Agent(lab)
         agent.start()
-
-        # The person works in the notebook, the panel hidden: a notification says an
-        # agent waits, and its action opens the panel.
-        assert not page.is_visible("#rlam-sidebar")
-        toast = page.wait_for_selector(".Toastify__toast:has-text('waits for your approval')")
-        assert "load_dataset" in toast.inner_text()
-        assert "analysis.ipynb" in toast.inner_text()
-        tab = ".jp-SideBar.jp-mod-right li[data-id='rlam-sidebar']"
-        assert page.get_attribute(tab, "data-rlam-pending") == "1"
-        page.wait_for_timeout(500)  # the toast slides in
-        page.screenshot(path=str(shots / "mcp-approval-notification.png"))
-        toast.query_selector("button:has-text('Open rlam sidebar')").click()
-        first = card(page, "load_dataset")
-        assert page.is_visible("#rlam-sidebar")
-        widen_sidebar(page, 160)
-        shown = first.inner_text()
-        assert "iris = load_dataset(name='iris')" in shown, shown
-        assert CLIENT.name in shown
-        assert "analysis.ipynb" in shown
-        assert "step 1" in shown
-        assert "load_dataset(name:" in shown  # the signature
-        assert " left" in page.inner_text(".jp-rlam-approval-time")
-        assert page.inner_text(".jp-rlam-approvals-count") == "1"
-        page.wait_for_timeout(300)
-        page.screenshot(path=str(shots / "sidebar-mcp-approval.png"))
-        first.query_selector("[data-rlam-action='approve']").click()
-        gone(page, "load_dataset")
-
-        second = card(page, "describe")
-        second.query_selector("[data-rlam-action='reject']").click()
-        page.fill(".jp-rlam-approval input[name='reason']", "not now")
-        page.click(".jp-rlam-approval [data-rlam-action='reject-submit']")
-        gone(page, "describe")
-
-        third = card(page, "split")
-        third.query_selector("[data-rlam-action='edit']").click()
-        field = ".jp-rlam-approval input[name='test_size']"
-        assert page.input_value(field) == "0.3"
-        page.fill(field, "1.5")  # the schema's bound: checked before anything is sent
-        page.click(".jp-rlam-approval [data-rlam-action='approve-edited']")
-        assert "must be < 1" in page.inner_text(".jp-rlam-approval .jp-rlam-approval-form")
-        assert len(pending(lab)) == 1
-        page.fill(field, "0.25")
-        page.click(".jp-rlam-approval [data-rlam-action='approve-edited']")
-        gone(page, "split")
-
-        # Decided elsewhere while the person writes a reason: the card says so.
-        fourth = card(page, "describe")
-        fourth.query_selector("[data-rlam-action='reject']").click()
-        (elsewhere,) = pending(lab)
-        status, _ = lab.get(
-            f"rlam/api/approvals/{elsewhere['id']}",
-            method="POST",
-            body={"approved": False, "reason": "decided over the API"},
-        )
-        assert status == 200
-        note = page.wait_for_selector(
-            ".jp-rlam-approval[data-state='gone'] .jp-rlam-approval-error"
-        )
-        assert "Decided elsewhere" in note.inner_text()
-        page.click(".jp-rlam-approval[data-state='gone'] [data-rlam-action='dismiss']")
-        page.wait_for_selector(".jp-rlam-approvals", state="hidden")
-        assert page.get_attribute(tab, "data-rlam-pending") is None
-
+        open_from_the_notification(page, shots)
+        approve_the_first(page, shots)
+        reject_the_second(page)
+        edit_the_third(page, lab)
+        see_the_fourth_decided_elsewhere(page, lab)
         agent.join(timeout=180)
     assert agent.error is None, agent.error
     loaded, described, split, elsewhere_answer = agent.answers
