@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 ANNOUNCEMENTS_OFF = {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
+LABEXTENSION = Path(__file__).resolve().parent.parent / "rlam_jupyter" / "labextension"
+"""The sidebar built from this checkout (``cd labextension && jlpm build``)."""
 
 
 def free_port() -> int:
@@ -43,14 +45,21 @@ class JupyterApp:
     log: Path
 
     def get(
-        self, endpoint: str, *, token: bool = True, method: str = "GET", **params: Any
+        self,
+        endpoint: str,
+        *,
+        token: bool = True,
+        method: str = "GET",
+        body: Any = None,
+        **params: Any,
     ) -> tuple[int, Any]:
-        """``GET <url>/<endpoint>?params`` → (status, parsed JSON body)."""
+        """``GET <url>/<endpoint>?params`` → (status, parsed JSON body); another
+        ``method`` sends ``body`` as JSON (``{}`` when None)."""
         query = urllib.parse.urlencode(params, doseq=True)
         request = urllib.request.Request(
             f"{self.url}{endpoint}" + (f"?{query}" if query else ""),
             method=method,
-            data=b"{}" if method != "GET" else None,
+            data=json.dumps(body if body is not None else {}).encode() if method != "GET" else None,
         )
         if token:
             request.add_header("Authorization", f"token {self.token}")
@@ -93,6 +102,8 @@ def running(kind: str, root: Path, workdir: Path, *extra: str) -> Iterator[Jupyt
         JUPYTERLAB_WORKSPACES_DIR=str(workdir / "lab-workspaces"),
         PYTHONUNBUFFERED="1",
     )
+    if kind == "lab":
+        extra = (this_checkouts_labextension(workdir), *extra)
     port, token = free_port(), secrets.token_hex(16)
     log = workdir / f"{kind}.log"
     args = [
@@ -128,6 +139,19 @@ def running(kind: str, root: Path, workdir: Path, *extra: str) -> Iterator[Jupyt
         yield app
     finally:
         stop(process)
+
+
+def this_checkouts_labextension(workdir: Path) -> str:
+    """The option that makes JupyterLab serve the sidebar built from this checkout,
+    ahead of the one installed in the environment (which may be another worktree's)."""
+    if not (LABEXTENSION / "package.json").is_file():
+        raise RuntimeError(
+            f"no sidebar build in {LABEXTENSION}: run `cd labextension && jlpm build`"
+        )
+    folder = workdir / "labextensions"
+    folder.mkdir(exist_ok=True)
+    (folder / "rlam-jupyter").symlink_to(LABEXTENSION, target_is_directory=True)
+    return f"--LabApp.extra_labextensions_path={folder}"
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

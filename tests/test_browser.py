@@ -12,7 +12,6 @@ tests/test_browser.py`` writes ``docs/sidebar.png`` and ``docs/sidebar-dark.png`
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,30 +19,15 @@ from typing import Any
 
 import nbformat
 import pytest
-from jupyter_app import JupyterApp, running
 
 import rlam_jupyter
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+from tests.jupyter_app import JupyterApp, running
+from tests.lab_browser import notebook_page, screenshot_folder, widen_sidebar
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go: ``docs/`` with ``RLAM_SCREENSHOTS=docs``, else a temp folder."""
-    if os.environ.get("RLAM_SCREENSHOTS") == "docs":
-        DOCS.mkdir(exist_ok=True)
-        return DOCS
-    return tmp_path_factory.mktemp("screenshots")
+    return screenshot_folder(tmp_path_factory)
 
 
 WORKFLOW = """%%rlam --run iris --seed 42
@@ -131,28 +115,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterApp]:
 
 @pytest.fixture(scope="module")
 def page(lab: JupyterApp) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), "the browser tests need Debian's chromium: apt-get install chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 950})
-            page.set_default_timeout(90_000)
-            page.goto(f"{lab.url}lab/tree/analysis.ipynb?token={lab.token}")
-            page.wait_for_function("() => window.jupyterapp !== undefined")
-            page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
-            page.wait_for_function(
-                """() => {
-                  const w = Array.from(window.jupyterapp.shell.widgets('main')).find(
-                    w => w.context && w.context.path === 'analysis.ipynb');
-                  const k = w && w.sessionContext.session && w.sessionContext.session.kernel;
-                  return k && k.status === 'idle';
-                }"""
-            )
-            yield page
-        finally:
-            browser.close()
+    with notebook_page(lab, "analysis.ipynb") as page:
+        yield page
 
 
 def kernel(page: Any, code: str) -> str:
@@ -165,25 +129,6 @@ def shown_steps(page: Any) -> list[tuple[int, str, str]]:
         "rows => rows.map(r => [Number(r.dataset.seq), r.dataset.action, r.dataset.status])",
     )
     return sorted((int(s), a, st) for s, a, st in rows)
-
-
-def widen_sidebar(page: Any, by: int = 260) -> None:
-    """Drag the handle between the notebook and the right sidebar to the left."""
-    box = page.evaluate(
-        """() => {
-          const panel = document.getElementById('rlam-sidebar').getBoundingClientRect();
-          const handles = Array.from(document.querySelectorAll('#jp-main-split-panel > .lm-SplitPanel-handle'));
-          const h = handles.map(h => h.getBoundingClientRect())
-            .filter(r => r.width > 0).sort((a, b) => Math.abs(a.x - panel.x) - Math.abs(b.x - panel.x))[0];
-          return h ? {x: h.x + h.width / 2, y: h.y + h.height / 2} : null;
-        }"""
-    )
-    if box is None:
-        return
-    page.mouse.move(box["x"], box["y"])
-    page.mouse.down()
-    page.mouse.move(box["x"] - by, box["y"], steps=8)
-    page.mouse.up()
 
 
 def test_the_sidebar_shows_what_connect_sees_and_forks_from_a_step(

@@ -12,7 +12,7 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +20,12 @@ import anyio
 import nbformat
 import pytest
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp_types import CallToolResult, Implementation, TextContent
+from mcp_types import CallToolResult
 
 from rlam_jupyter.store.catalog import connect
 from tests.jupyter_app import JupyterApp, running
+from tests.mcp_client import CLIENT, drive, text
 
-CLIENT = Implementation(name="attached-test-client", version="0.1")
 NOTEBOOK_ACTIONS = '''
 import time
 import pandas as pd
@@ -60,31 +58,6 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterApp]:
     notebook(root / "other.ipynb", "x = 1")
     with running("server", root, tmp_path_factory.mktemp("attached-work")) as app:
         yield app
-
-
-Drive = Callable[[Client], Awaitable[Any]]
-
-
-def drive(app: JupyterApp, work: Drive, token: str | None = None, mode: str = "auto") -> Any:
-    async def run() -> Any:
-        headers = {"Authorization": f"Bearer {token or app.token}"}
-        http = create_mcp_http_client(headers=headers)
-        async with (
-            http,
-            Client(
-                streamable_http_client(f"{app.url}rlam/mcp", http_client=http),
-                client_info=CLIENT,
-                mode=mode,  # type: ignore[arg-type]
-                read_timeout_seconds=180,
-            ) as client,
-        ):
-            return await work(client)
-
-    return anyio.run(run)
-
-
-def text(result: CallToolResult) -> str:
-    return " ".join(c.text for c in result.content if isinstance(c, TextContent))
 
 
 def kernel_value(app: JupyterApp, path: str, expression: str) -> Any:

@@ -1,8 +1,9 @@
 /**
- * Typed client of the server extension's read-only REST API (`/rlam/api/`).
+ * Typed client of the server extension's REST API (`/rlam/api/`).
  *
  * Every request carries the notebook's path (relative to the server root); the
- * server answers from the `.rlam` store beside that notebook.
+ * server answers from the `.rlam` store beside that notebook. The only writes are
+ * the decisions on MCP proposals waiting for approval (`approvals/<id>`).
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
@@ -152,6 +153,41 @@ export interface IStampReply {
   stamp: string;
 }
 
+/** A proposal of an MCP client that waits for a person's decision. */
+export interface IPendingApproval {
+  id: string;
+  /** The notebook whose kernel runs the call (relative to the server root). */
+  notebook: string;
+  /** Server time (seconds since the epoch) the proposal started to wait. */
+  asked_at: number;
+  /** Server time it is refused unless decided. */
+  expires_at: number;
+  run: string;
+  seq: number;
+  action: string;
+  /** The proposal as one line a person can judge: `data = load_dataset(name='iris')`. */
+  text: string;
+  signature: string;
+  params: Record<string, unknown>;
+  inputs: Record<string, string>;
+  params_schema: IJSONSchema;
+  /** The MCP client's name. */
+  client: string;
+}
+
+export interface IApprovalsReply {
+  pending: IPendingApproval[];
+  /** The server's clock (seconds since the epoch). */
+  now: number;
+}
+
+export interface IApprovalDecision {
+  approved: boolean;
+  reason: string;
+  /** Only the parameters the person changed; null to run the proposal as it is. */
+  edited_params: Record<string, unknown> | null;
+}
+
 /** A failed request, with the server's JSON message. */
 export class ApiError extends Error {
   constructor(
@@ -185,14 +221,22 @@ export class TraceApi {
     );
   }
 
-  async get<T>(
+  get<T>(
     endPoint: string,
     query: Record<string, string | number | undefined> = {}
+  ): Promise<T> {
+    return this.request<T>(endPoint, query, {});
+  }
+
+  private async request<T>(
+    endPoint: string,
+    query: Record<string, string | number | undefined>,
+    init: RequestInit
   ): Promise<T> {
     const url = this.url(endPoint, query);
     let response: Response;
     try {
-      response = await ServerConnection.makeRequest(url, {}, this.settings);
+      response = await ServerConnection.makeRequest(url, init, this.settings);
     } catch (error) {
       throw new ServerConnection.NetworkError(error as TypeError);
     }
@@ -243,6 +287,20 @@ export class TraceApi {
 
   actions(): Promise<{ actions: Record<string, IActionSchema> }> {
     return this.get('actions');
+  }
+
+  /** What waits for approval on the whole server (every notebook). */
+  approvals(): Promise<IApprovalsReply> {
+    return this.get<IApprovalsReply>('approvals');
+  }
+
+  /** Decide one waiting proposal; ApiError 404 once it no longer waits. */
+  decide(approvalId: string, decision: IApprovalDecision): Promise<unknown> {
+    return this.request(
+      `approvals/${encodeURIComponent(approvalId)}`,
+      {},
+      { method: 'POST', body: JSON.stringify(decision) }
+    );
   }
 
   /** The PNG of a figure artifact (fetched with the API's credentials, which an

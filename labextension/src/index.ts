@@ -1,6 +1,7 @@
 /**
  * JupyterLab plugin: the R-LAM trace browser in the right sidebar, following the
- * current notebook, with `rlam:*` commands in the command palette.
+ * current notebook, with `rlam:*` commands in the command palette, and a
+ * notification when an MCP client waits for approval.
  */
 import {
   ILayoutRestorer,
@@ -11,6 +12,7 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
+import { ApprovalNotice } from './approvalNotice';
 import { rlamIcon } from './icons';
 import { TracePanel } from './panel';
 
@@ -52,6 +54,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const panel = new TracePanel(rendermime);
     app.shell.add(panel, 'right', { rank: 600 });
     restorer?.add(panel, 'rlam-sidebar');
+    new ApprovalNotice(panel.model.approvals, panel, () =>
+      app.shell.activateById(panel.id)
+    );
 
     const follow = (): void => {
       const current = tracker.currentWidget;

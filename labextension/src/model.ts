@@ -1,7 +1,8 @@
 /**
  * The sidebar's state and the one place it changes: the followed notebook, its runs,
  * the selected run and step, the step pages and detail, the open form, the kernel
- * activity and the last error. It reads the server through `TraceApi`, polls the
+ * activity, the MCP proposals waiting for approval, and the last error. It reads the
+ * server through `TraceApi`, polls the
  * store's stamp, and says what changed through signals; the views read the state
  * back from here and keep no copies of it.
  */
@@ -10,6 +11,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { ActionsModel } from './actionsModel';
 import { ActivityModel } from './activityModel';
+import { ApprovalsModel } from './approvalsModel';
 import { IRun, IStepDetail, IStepSummary, IStepsPage, TraceApi } from './api';
 import { PAGE_SIZE, StepPages } from './stepPages';
 import {
@@ -26,6 +28,8 @@ export class TraceModel {
   readonly activity: ActivityModel;
   /** Replay, fork, diff and export, and the forms they open. */
   readonly actions: ActionsModel;
+  /** What MCP clients wait for a person to approve (every notebook of the server). */
+  readonly approvals: ApprovalsModel;
   private notebook_: INotebookLink | null = null;
   private runs_: IRun[] = [];
   private stamp = '';
@@ -60,6 +64,7 @@ export class TraceModel {
       this.showError(error)
     );
     this.actions = new ActionsModel(this);
+    this.approvals = new ApprovalsModel(this.api);
     this.poll = new Poll({
       auto: true,
       factory: () => this.tick(),
@@ -117,6 +122,7 @@ export class TraceModel {
   dispose(): void {
     this.poll.dispose();
     this.activity.dispose();
+    this.approvals.dispose();
     Signal.clearData(this);
   }
 

@@ -1,5 +1,5 @@
 /**
- * The R-LAM sidebar: runs as a fork tree, the selected run's steps as a virtualised
+ * The R-LAM sidebar: what MCP clients wait for a person to approve, runs as a fork tree, the selected run's steps as a virtualised
  * list, one step's detail, and the actions (replay, fork, diff, export) that are sent
  * to the notebook's kernel as `%rlam` commands.
  *
@@ -13,9 +13,10 @@ import {
   ToolbarButton,
   refreshIcon
 } from '@jupyterlab/ui-components';
-import { AccordionPanel, Panel } from '@lumino/widgets';
+import { AccordionPanel, Panel, PanelLayout } from '@lumino/widgets';
 
 import { runInKernel } from './commands';
+import { ApprovalsSection } from './components/approvals';
 import { PanelHeader } from './components/header';
 import { KernelActivity } from './components/kernelActivity';
 import { RunsTree } from './components/runsTree';
@@ -59,6 +60,13 @@ export class TracePanel extends SidePanel {
     stepSection.addWidget(this.activity);
     stepSection.addWidget(this.activity.output);
 
+    // Above the sections, outside the accordion: it shows only while something
+    // waits, and then it comes first (the layout: header, toolbar, accordion).
+    const layout = this.layout as PanelLayout;
+    layout.insertWidget(
+      layout.widgets.indexOf(this.content),
+      new ApprovalsSection(model.approvals)
+    );
     this.addWidget(new RunsTree(model));
     this.addWidget(steps);
     this.addWidget(stepSection);

@@ -157,24 +157,36 @@ export class SchemaForm {
     return ok ? values : null;
   }
 
+  /** The valid values that differ from the recorded ones; null if any field is invalid. */
+  changedValues(): Record<string, unknown> | null {
+    const values = this.validate();
+    if (values === null) {
+      return null;
+    }
+    const changed: Record<string, unknown> = {};
+    for (const field of this.fields) {
+      if (!sameValue(values[field.name], field.initial)) {
+        changed[field.name] = values[field.name];
+      }
+    }
+    return changed;
+  }
+
   /**
    * The valid values that differ from the recorded ones, as Python literals (the
    * fork's `--set name=LITERAL`s); null if any field is invalid.
    */
   changes(): Record<string, string> | null {
-    const values = this.validate();
+    const values = this.changedValues();
     if (values === null) {
       return null;
     }
+    const kinds = new Map(this.fields.map(f => [f.name, f.kind]));
     const changed: Record<string, string> = {};
-    for (const field of this.fields) {
-      const value = values[field.name];
-      if (sameValue(value, field.initial)) {
-        continue;
-      }
+    for (const [name, value] of Object.entries(values)) {
       // A float parameter stays a float when typed as "2" (strict validation).
-      changed[field.name] =
-        field.kind === 'number' &&
+      changed[name] =
+        kinds.get(name) === 'number' &&
         typeof value === 'number' &&
         Number.isInteger(value)
           ? value.toFixed(1)

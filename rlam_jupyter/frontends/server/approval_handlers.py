@@ -1,7 +1,8 @@
 """``/rlam/api/approvals``: the MCP proposals waiting for a person, and their decisions.
 
 The only writing routes of the trace API: ``GET approvals`` lists what waits (the
-sidebar polls it with the stamp), ``POST approvals/<id>`` decides one with
+sidebar polls it; the reply's ``now`` lets it count down to each ``expires_at`` even when
+the browser's clock differs from the server's), ``POST approvals/<id>`` decides one with
 ``{"approved": bool, "reason": str, "edited_params": {...}}``. Jupyter checks the
 token or the cookie with its XSRF header, as for every POST it serves.
 """
@@ -9,6 +10,7 @@ token or the cookie with its XSRF header, as for every POST it serves.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import tornado.web
@@ -24,7 +26,7 @@ class ApprovalsHandler(APIHandler):
 
     @tornado.web.authenticated
     def get(self) -> None:
-        self.finish(json.dumps({"pending": self.board.pending()}))
+        self.finish(json.dumps({"pending": self.board.pending(), "now": time.time()}))
 
 
 class DecisionHandler(APIHandler):
