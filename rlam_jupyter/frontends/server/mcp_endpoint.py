@@ -69,7 +69,10 @@ class RlamMCP(Configurable):
 class AttachedServer:
     """The MCP server of one Jupyter server: its notebooks, their kernels, the board."""
 
-    def __init__(self, kernels: NotebookKernels, board: ApprovalBoard, approve: str) -> None:
+    def __init__(
+        self, kernels: NotebookKernels, board: ApprovalBoard, approve: str, log: Any
+    ) -> None:
+        self.log = log
         self.kernels = kernels
         self.board = board
         self.approve = approve
@@ -127,6 +130,12 @@ class AttachedServer:
             answer = await self.in_kernel(notebook, "tools/call", request)
         except RlamError as exc:
             return error_answer(str(exc))
+        except Exception as exc:  # a kernel or session the server could not reach
+            self.log.exception("rlam /rlam/mcp: %s failed", params.name)
+            return error_answer(
+                f"{params.name}: the Jupyter server could not run this call in the notebook's "
+                f"kernel ({type(exc).__name__}: {exc}); see the server's log, and call again"
+            )
         if not isinstance(answer, dict) or "error" in answer:
             return error_answer(str(answer.get("error") if isinstance(answer, dict) else answer))
         return types.CallToolResult.model_validate(answer)
@@ -233,7 +242,7 @@ def setup_mcp(server_app: Any, board: ApprovalBoard) -> None:
     kernels = NotebookKernels(
         server_app.session_manager, server_app.kernel_manager, Path(server_app.root_dir)
     )
-    attached = AttachedServer(kernels, board, settings.approve)
+    attached = AttachedServer(kernels, board, settings.approve, server_app.log)
     manager = StreamableHTTPSessionManager(app=attached.server(), security_settings=None)
 
     async def run_manager() -> None:

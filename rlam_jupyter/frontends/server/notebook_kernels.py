@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tornado.web
 from jupyter_client.asynchronous.client import AsyncKernelClient
 
 from rlam_jupyter.errors import RlamError
@@ -65,9 +66,12 @@ class NotebookKernels:
     async def kernel_of(self, path: str) -> tuple[str, bool]:
         """The id of the notebook's kernel, started (with a session) when it has none;
         and whether it was started now."""
-        if await self.session_manager.session_exists(path=path):
-            model = await self.session_manager.get_session(path=path)
-            return str(model["kernel"]["id"]), False
+        try:
+            if await self.session_manager.session_exists(path=path):
+                model = await self.session_manager.get_session(path=path)
+                return str(model["kernel"]["id"]), False
+        except (KeyError, tornado.web.HTTPError):
+            pass  # the session's kernel is gone (killed and not restarted): start another
         model = await self.session_manager.create_session(
             path=path, name=Path(path).name, type="notebook", kernel_name=None
         )
