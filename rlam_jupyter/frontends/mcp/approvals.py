@@ -21,7 +21,6 @@ import mcp_types as types
 from mcp.server.context import ServerRequestContext
 
 from rlam_jupyter.actions.proposal import Proposal
-from rlam_jupyter.frontends.approval import describe
 from rlam_jupyter.frontends.mcp import elicitation
 from rlam_jupyter.frontends.mcp.calls import ActionCalls, Caller, PreparedCall
 from rlam_jupyter.frontends.mcp.results import error_answer, step_answer
@@ -77,7 +76,7 @@ class ApprovingCalls:
         deadline = time.monotonic() + self.timeout_s
         self.waiting[token] = Waiting(prepared, proposal, client, deadline)
         form = types.ElicitRequestFormParams(
-            message=f"rlam: approve {where}: {describe(proposal)} ?",
+            message=elicitation.approval_message(where, proposal),
             requested_schema=elicitation.approval_form(proposal),
         )
         return types.InputRequiredResult(

@@ -34,6 +34,11 @@ def can_elicit(ctx: ServerRequestContext[Any]) -> bool:
     return ctx.session.check_client_capability(FORM)
 
 
+def approval_message(where: str, proposal: Proposal) -> str:
+    """The line the client shows above the form."""
+    return f"rlam: approve {where}: {describe(proposal)} ?"
+
+
 def approval_form(proposal: Proposal) -> dict[str, Any]:
     """The requested schema: decision, reason, and the scalar parameters to edit."""
     properties: dict[str, Any] = {
@@ -91,7 +96,7 @@ async def ask(
     (the caller then refuses the step, saying how to allow it)."""
     if not can_elicit(ctx):
         return None
-    message = f"rlam: approve {where}: {describe(proposal)} ?"
+    message = approval_message(where, proposal)
     try:
         with anyio.fail_after(timeout_s):
             result = await ctx.session.elicit_form(

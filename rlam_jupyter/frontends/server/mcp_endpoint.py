@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,7 @@ class AttachedServer:
             request = {
                 "name": params.name,
                 "arguments": params.arguments,
-                "caller": caller.__dict__,
+                "caller": dataclasses.asdict(caller),
                 "approve": self.approve,
             }
             answer = await self.in_kernel(notebook, "tools/call", request)

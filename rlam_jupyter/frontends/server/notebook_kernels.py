@@ -96,7 +96,6 @@ class NotebookKernels:
             try:
                 client = await self.client(kernel_id)
                 watch = KernelWatch(self.kernel_manager.get_kernel(kernel_id), path)
-                await watch.start()
                 await execute(client, LOAD_EXTENSION, watch, approve, silent=True)
                 return await execute(client, cell, watch, approve)
             except KernelDied:
@@ -122,7 +121,7 @@ class KernelWatch:
     path: str
     pid: Any = None
 
-    async def start(self) -> None:
+    def __post_init__(self) -> None:
         self.pid = _pid(self.manager)
 
     async def check(self) -> None:
